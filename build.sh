@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds, serves and tests agegender. Every tool it needs is installed here, from the package
+# registries only (crates.io, npm, Debian apt), so a clean clone needs nothing installed by hand.
+#
+#   ./build.sh              build the wasm module and the page into www/pkg
+#   ./build.sh serve [PORT] build, then serve www/ on http://127.0.0.1:PORT/ (default 8000)
+#   ./build.sh test         every test: native, fmt, clippy, browser (wasm-pack) and end-to-end
+#
+# Environment: AGEGENDER_DATA (data folder for the tests that need photos), CARGO_TARGET_DIR,
+# WASM_TARGET_DIR (target folder for the wasm builds only; defaults to CARGO_TARGET_DIR).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+WASM_TARGET=wasm32-unknown-unknown
+# Chromium is the only browser the tests use; the network is closed, so it must not phone home.
+CHROMIUM=/usr/bin/chromium
+CHROMEDRIVER_BIN=/usr/bin/chromedriver
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The wasm-bindgen version the crate is locked to; the CLI must match it exactly.
+wasm_bindgen_version() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+
+ensure_apt() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "apt-get install ${missing[*]}"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+}
+
+ensure_wasm_tools() {
+    rustup target list --installed | grep -qx "$WASM_TARGET" || rustup target add "$WASM_TARGET"
+
+    local want have
+    want=$(wasm_bindgen_version)
+    have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+    if [ "$have" != "$want" ]; then
+        say "cargo install wasm-bindgen-cli $want (found: ${have:-none})"
+        # --locked first. The registry mirror here lacks a crate version that the CLI's own lock
+        # file names (webpki-roots 1.0.11, in the test runner's HTTP client); fall back to a fresh
+        # resolution within the CLI's semver ranges rather than fail the build.
+        cargo install --locked wasm-bindgen-cli --version "$want" \
+            || cargo install --force wasm-bindgen-cli --version "$want"
+    fi
+    command -v wasm-pack >/dev/null || { say "cargo install wasm-pack"; cargo install --locked wasm-pack; }
+    # wasm-opt comes from Debian's binaryen (wasm-pack is told not to download its own).
+    ensure_apt binaryen
+}
+
+ensure_browser() {
+    ensure_apt chromium chromium-driver
+}
+
+ensure_node() {
+    command -v npm >/dev/null || ensure_apt nodejs npm
+    if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
+        say "npm ci (tests/e2e)"
+        (cd tests/e2e && npm ci --no-audit --no-fund)
+        touch tests/e2e/node_modules
+    fi
+}
+
+# The wasm steps may use their own target folder, so they do not evict native build artefacts.
+wasm_env() {
+    if [ -n "${WASM_TARGET_DIR:-}" ]; then
+        CARGO_TARGET_DIR="$WASM_TARGET_DIR" "$@"
+    else
+        "$@"
+    fi
+}
+
+build() {
+    ensure_wasm_tools
+    say "wasm-pack build (release) -> www/pkg"
+    wasm_env wasm-pack build --mode no-install --release --target web --no-typescript --no-pack \
+        --out-dir www/pkg .
+    local wasm=www/pkg/agegender_bg.wasm
+    printf 'wasm size: %s bytes raw, %s bytes gzip -9\n' \
+        "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)" >&2
+}
+
+serve() {
+    build
+    command -v python3 >/dev/null || ensure_apt python3
+    exec python3 tools/serve.py --port "${1:-8000}"
+}
+
+run_tests() {
+    ensure_wasm_tools
+    ensure_browser
+    ensure_node
+
+    say "cargo fmt --check"
+    cargo fmt --all -- --check
+
+    say "cargo clippy (native and wasm32)"
+    cargo clippy --all-targets -- -D warnings
+    wasm_env cargo clippy --target "$WASM_TARGET" --all-targets -- -D warnings
+
+    say "cargo test --workspace (native; AGEGENDER_DATA=${AGEGENDER_DATA:-unset})"
+    cargo test --workspace
+
+    say "wasm-pack test --headless --chrome (browser tests)"
+    # Debug build with optimised dependencies (see Cargo.toml); model loading takes a while there.
+    WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" CHROMEDRIVER="$CHROMEDRIVER_BIN" \
+        wasm_env wasm-pack test --headless --chrome --mode no-install
+
+    build
+
+    say "end-to-end test (playwright-core + Debian chromium)"
+    CHROMIUM="$CHROMIUM" node tests/e2e/e2e.mjs
+}
+
+case "${1:-build}" in
+    build) build ;;
+    serve) shift; serve "$@" ;;
+    test) run_tests ;;
+    *) echo "usage: $0 [build|serve [PORT]|test]" >&2; exit 2 ;;
+esac
