@@ -2,3 +2,17 @@
 
 pub mod estimate;
 pub mod preprocess;
+
+pub mod align;
+pub mod classify;
+pub mod decode;
+pub mod detect;
+pub mod error;
+pub mod pipeline;
+pub mod results;
+
+pub use classify::Classifier;
+pub use detect::{DetectOptions, Detection, Detector};
+pub use error::{Error, Result};
+pub use pipeline::{Options, Pipeline};
+pub use results::{Analysis, Face, Quality};

@@ -1,0 +1,89 @@
+//! From a detection to the classifier's input: a similarity transform that puts the detected
+//! eyes where UTKFace's aligned crops have them (`preprocess::TEMPLATE_*_EYE`), so faces cut from
+//! photos look like the training crops (eyes level, same scale and margin).
+
+use image::RgbImage;
+
+use crate::detect::{Detection, LEFT_EYE, RIGHT_EYE};
+use crate::preprocess::{self, INPUT_SIZE, Similarity};
+
+/// The map from classifier-input pixels to image pixels for this face.
+pub fn similarity(det: &Detection) -> Similarity {
+    // Detections use pixel-edge coordinates, `from_eyes` pixel centres.
+    let centre = |p: [f32; 2]| [p[0] - 0.5, p[1] - 0.5];
+    Similarity::from_eyes(
+        centre(det.keypoints[LEFT_EYE]),
+        centre(det.keypoints[RIGHT_EYE]),
+    )
+}
+
+/// The `INPUT_SIZE` x `INPUT_SIZE` classifier crop for a detected face.
+pub fn crop(img: &RgbImage, det: &Detection) -> RgbImage {
+    preprocess::warp(img, &similarity(det), INPUT_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preprocess::{FRAME_SIZE, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE};
+
+    fn det_with_eyes(l: [f32; 2], r: [f32; 2]) -> Detection {
+        let mut keypoints = [[0.0; 2]; 6];
+        keypoints[LEFT_EYE] = l;
+        keypoints[RIGHT_EYE] = r;
+        Detection {
+            score: 1.0,
+            bbox: [0.0; 4],
+            keypoints,
+        }
+    }
+
+    /// Output pixel (centre) where the template puts an eye.
+    fn template_px(t: [f32; 2]) -> (f32, f32) {
+        let k = INPUT_SIZE as f32 / FRAME_SIZE;
+        (t[0] * k - 0.5, t[1] * k - 0.5)
+    }
+
+    #[test]
+    fn eyes_land_on_the_template_and_are_levelled() {
+        // A face tilted by about 27 degrees.
+        let (l, r) = ([100.0, 200.0], [180.0, 240.0]);
+        let m = similarity(&det_with_eyes(l, r));
+        let (lu, lv) = template_px(TEMPLATE_LEFT_EYE);
+        let (ru, rv) = template_px(TEMPLATE_RIGHT_EYE);
+        let (x, y) = m.apply(lu, lv);
+        assert!((x - (l[0] - 0.5)).abs() < 1e-3 && (y - (l[1] - 0.5)).abs() < 1e-3);
+        let (x, y) = m.apply(ru, rv);
+        assert!((x - (r[0] - 0.5)).abs() < 1e-3 && (y - (r[1] - 0.5)).abs() < 1e-3);
+        // Scale: image eye distance over template eye distance in the output.
+        let src = (80.0f32).hypot(40.0);
+        let out = (ru - lu).hypot(rv - lv);
+        assert!((m.scale() - src / out).abs() < 1e-3);
+    }
+
+    #[test]
+    fn crop_of_synthetic_face_puts_dark_eyes_at_template() {
+        // White image with two dark discs as eyes, rotated; the crop must show them level.
+        let (l, r) = ([300.0f32, 310.0f32], [380.0f32, 290.0f32]);
+        let img = RgbImage::from_fn(600, 600, |x, y| {
+            let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+            let near = |e: [f32; 2]| (px - e[0]).hypot(py - e[1]) < 10.0;
+            if near(l) || near(r) {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let out = crop(&img, &det_with_eyes(l, r));
+        assert_eq!(out.dimensions(), (INPUT_SIZE, INPUT_SIZE));
+        for t in [TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE] {
+            let (u, v) = template_px(t);
+            let p = out.get_pixel(u.round() as u32, v.round() as u32);
+            assert!(p.0[0] < 100, "eye at template {t:?} is {p:?}");
+        }
+        // Midway between the eyes is skin (white).
+        let (lu, lv) = template_px(TEMPLATE_LEFT_EYE);
+        let (ru, _) = template_px(TEMPLATE_RIGHT_EYE);
+        assert!(out.get_pixel(((lu + ru) / 2.0) as u32, lv.round() as u32).0[0] > 200);
+    }
+}

@@ -1,0 +1,331 @@
+//! The age/gender classifier, run by tract exactly as the page runs it. The trainer evaluates the
+//! exported ONNX file through this same code, so its reported metrics are what users get.
+
+use std::sync::Arc;
+
+use image::RgbImage;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+use tract_onnx::tract_hir::internal::DimLike;
+
+use crate::error::{Error, Result};
+use crate::estimate::{
+    self, AGE_BINS, AGE_OUTPUT, Calibration, Estimate, GENDER_OUTPUT, INPUT_NAME,
+};
+use crate::preprocess::{INPUT_SIZE, to_nchw};
+
+/// Faces per model run: bounds memory on huge batches.
+const MAX_BATCH: usize = 64;
+
+/// A loaded classifier; build once, run on many faces.
+pub struct Classifier {
+    plan: Arc<TypedRunnableModel>,
+    /// Largest batch the model accepts (1 for a fixed-batch export).
+    batch: usize,
+    age_ix: usize,
+    gender_ix: usize,
+    calibration: Calibration,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("batch", &self.batch)
+            .field("calibration", &self.calibration)
+            .finish()
+    }
+}
+
+fn model_err(e: impl std::fmt::Display) -> Error {
+    Error::model("classifier", e)
+}
+
+fn output_err(message: String) -> Error {
+    Error::ModelOutput {
+        model: "classifier",
+        message,
+    }
+}
+
+impl Classifier {
+    /// Loads an ONNX classifier with input `estimate::INPUT_NAME` f32 `[N, 3, 64, 64]` and
+    /// outputs `age_logits` `[N, 101]` and `gender_logit` `[N, 1]`. Uses the default
+    /// calibration until [`Classifier::with_calibration`] sets the model card's.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut &bytes[..])
+            .map_err(model_err)?;
+        Self::from_proto(&proto)
+    }
+
+    /// Loads an already parsed ONNX model (see [`Classifier::from_bytes`]).
+    pub fn from_proto(proto: &tract_onnx::pb::ModelProto) -> Result<Self> {
+        let onnx = tract_onnx::onnx();
+        let graph = proto
+            .graph
+            .as_ref()
+            .ok_or_else(|| model_err("the file has no graph"))?;
+        let output_ix = |name: &str| {
+            graph
+                .output
+                .iter()
+                .position(|o| o.name == name)
+                .ok_or_else(|| output_err(format!("no output named {name:?}")))
+        };
+        let (age_ix, gender_ix) = (output_ix(AGE_OUTPUT)?, output_ix(GENDER_OUTPUT)?);
+        let model = onnx.model_for_proto_model(proto).map_err(model_err)?;
+        let input_names: Vec<&str> = model
+            .input_outlets()
+            .map_err(model_err)?
+            .iter()
+            .map(|o| model.node(o.node).name.as_str())
+            .collect();
+        if input_names != [INPUT_NAME] {
+            return Err(model_err(format!(
+                "expected one input named {INPUT_NAME:?}, got {input_names:?}"
+            )));
+        }
+        let n = INPUT_SIZE as usize;
+        // Keep a symbolic batch when the export has one; a fixed batch of 1 is run face by face.
+        let declared = model
+            .input_fact(0)
+            .map_err(model_err)?
+            .shape
+            .dim(0)
+            .and_then(|d| d.concretize())
+            .and_then(|d| d.to_usize().ok());
+        let batch_dim = match declared {
+            Some(b) => b.to_dim(),
+            None => model.symbols.sym("N").to_dim(),
+        };
+        let fact = InferenceFact::dt_shape(
+            f32::datum_type(),
+            tvec![batch_dim, 3.to_dim(), n.to_dim(), n.to_dim()],
+        );
+        let plan = model
+            .with_input_fact(0, fact)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(model_err)?;
+        Ok(Self {
+            plan,
+            batch: declared.unwrap_or(MAX_BATCH).clamp(1, MAX_BATCH),
+            age_ix,
+            gender_ix,
+            calibration: Calibration::default(),
+        })
+    }
+
+    /// Uses `calibration` (from the model card) for the age ranges.
+    pub fn with_calibration(mut self, calibration: Calibration) -> Self {
+        self.calibration = calibration;
+        self
+    }
+
+    /// The calibration in use.
+    pub fn calibration(&self) -> Calibration {
+        self.calibration
+    }
+
+    /// Estimates age and gender for each `INPUT_SIZE` x `INPUT_SIZE` face crop (from
+    /// `align::crop` or `preprocess::aligned_crop_input`), in order.
+    pub fn classify(&self, faces: &[RgbImage]) -> Result<Vec<Estimate>> {
+        if let Some(f) = faces
+            .iter()
+            .find(|f| f.dimensions() != (INPUT_SIZE, INPUT_SIZE))
+        {
+            return Err(Error::CropSize {
+                width: f.width(),
+                height: f.height(),
+                expected: INPUT_SIZE,
+            });
+        }
+        let n = INPUT_SIZE as usize;
+        let mut out = Vec::with_capacity(faces.len());
+        for chunk in faces.chunks(self.batch) {
+            let mut data = Vec::with_capacity(chunk.len() * 3 * n * n);
+            for f in chunk {
+                data.extend(to_nchw(f));
+            }
+            let input = Tensor::from_shape(&[chunk.len(), 3, n, n], &data).map_err(model_err)?;
+            let outputs = self.plan.run(tvec!(input.into())).map_err(model_err)?;
+            let slice = |ix: usize, per: usize| -> Result<&[f32]> {
+                let t = outputs
+                    .get(ix)
+                    .ok_or_else(|| output_err(format!("missing output {ix}")))?;
+                let v = t
+                    .try_as_plain_ram()
+                    .and_then(|p| p.as_slice::<f32>())
+                    .map_err(|e| output_err(format!("{e:#}")))?;
+                if v.len() != chunk.len() * per {
+                    return Err(output_err(format!(
+                        "output {ix} has shape {:?} for a batch of {}",
+                        t.shape(),
+                        chunk.len()
+                    )));
+                }
+                Ok(v)
+            };
+            let (age, gender) = (slice(self.age_ix, AGE_BINS)?, slice(self.gender_ix, 1)?);
+            out.extend(
+                age.chunks_exact(AGE_BINS)
+                    .zip(gender)
+                    .map(|(a, &g)| estimate::decode(a, g, &self.calibration)),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the `calibration` object from a model card (`model/agegender.json`).
+pub fn calibration_from_card(json: &str) -> Result<Calibration> {
+    #[derive(serde::Deserialize)]
+    struct Card {
+        calibration: Calibration,
+    }
+    Ok(serde_json::from_str::<Card>(json)?.calibration)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tract_onnx::pb;
+
+    fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+        use pb::tensor_shape_proto::{Dimension, dimension::Value};
+        let dim = dims
+            .iter()
+            .map(|d| Dimension {
+                value: Some(match d {
+                    Some(v) => Value::DimValue(*v),
+                    None => Value::DimParam("N".into()),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                    shape: Some(pb::TensorShapeProto { dim }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            float_data: data,
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    /// A stand-in classifier with the real model's interface: the mean of each colour channel
+    /// drives the outputs. Age logits peak at 30 years, shifted older by red; the gender logit is
+    /// 4 x mean blue. `batch` None gives a symbolic batch dimension.
+    pub(crate) fn toy_model(batch: Option<i64>) -> pb::ModelProto {
+        let bins = AGE_BINS as i64;
+        let mut w_age = vec![0.0f32; 3 * AGE_BINS];
+        let mut b_age = vec![0.0f32; AGE_BINS];
+        for i in 0..AGE_BINS {
+            w_age[i] = i as f32 * 0.4; // red row: +10 years at full red
+            b_age[i] = -((i as f32 - 30.0).powi(2)) / 50.0;
+        }
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(pb::GraphProto {
+                name: "toy".into(),
+                node: vec![
+                    node("GlobalAveragePool", &[INPUT_NAME], "pooled"),
+                    node("Flatten", &["pooled"], "flat"),
+                    node("Gemm", &["flat", "w_age", "b_age"], AGE_OUTPUT),
+                    node("Gemm", &["flat", "w_gender", "b_gender"], GENDER_OUTPUT),
+                ],
+                initializer: vec![
+                    tensor("w_age", &[3, bins], w_age),
+                    tensor("b_age", &[bins], b_age),
+                    tensor("w_gender", &[3, 1], vec![0.0, 0.0, 4.0]),
+                    tensor("b_gender", &[1], vec![0.0]),
+                ],
+                input: vec![value_info(
+                    INPUT_NAME,
+                    &[batch, Some(3), Some(64), Some(64)],
+                )],
+                output: vec![
+                    value_info(AGE_OUTPUT, &[batch, Some(bins)]),
+                    value_info(GENDER_OUTPUT, &[batch, Some(1)]),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn solid(rgb: [u8; 3]) -> RgbImage {
+        RgbImage::from_pixel(INPUT_SIZE, INPUT_SIZE, image::Rgb(rgb))
+    }
+
+    #[test]
+    fn toy_classifier_runs_batched_and_matches_single_runs() {
+        for batch in [None, Some(1)] {
+            let c = Classifier::from_proto(&toy_model(batch)).unwrap();
+            let faces = [
+                solid([0, 0, 255]),
+                solid([255, 0, 0]),
+                solid([128, 128, 128]),
+            ];
+            let all = c.classify(&faces).unwrap();
+            assert_eq!(all.len(), 3);
+            for (face, est) in faces.iter().zip(&all) {
+                let one = c.classify(std::slice::from_ref(face)).unwrap();
+                assert!((one[0].age - est.age).abs() < 1e-3);
+                assert!((one[0].p_female - est.p_female).abs() < 1e-5);
+            }
+            // Blue face: gender logit 4 x (1.0) -> female; red face: older than the grey one.
+            assert!(all[0].p_female > 0.95 && all[1].p_female < 0.5);
+            assert!(all[1].age > all[2].age + 5.0, "{all:?}");
+            assert!(c.classify(&[]).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn wrong_crop_size_and_bad_models_are_errors() {
+        let c = Classifier::from_proto(&toy_model(None)).unwrap();
+        let big = RgbImage::new(65, 64);
+        assert!(matches!(c.classify(&[big]), Err(Error::CropSize { .. })));
+        assert!(Classifier::from_bytes(b"not onnx").is_err());
+        let mut renamed = toy_model(None);
+        if let Some(g) = renamed.graph.as_mut() {
+            g.output[0].name = "something_else".into();
+        }
+        assert!(Classifier::from_proto(&renamed).is_err());
+    }
+
+    #[test]
+    fn calibration_is_read_from_the_card() {
+        let card = r#"{"name": "x", "calibration": {"interval_k": 1.5, "coverage": 0.81}}"#;
+        let cal = calibration_from_card(card).unwrap();
+        assert_eq!(cal.interval_k, 1.5);
+        assert!(calibration_from_card("{}").is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The whole path from an image to faces with estimates: detect, align, check quality, classify.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::align;
+use crate::classify::Classifier;
+use crate::decode::{self, WORK_SIDE};
+use crate::detect::{DetectOptions, Detection, Detector, LEFT_EYE, RIGHT_EYE};
+use crate::error::Result;
+use crate::estimate::Calibration;
+use crate::results::{Analysis, Face, Quality};
+
+/// Analysis settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    pub detect: DetectOptions,
+    /// Below this eye distance (image pixels) a face is flagged `too_small` and not classified.
+    pub min_eye_distance: f32,
+    /// Below this crop sharpness a face is flagged `blurry`.
+    pub min_sharpness: f32,
+    /// At most this many faces (the most confident) are reported.
+    pub max_faces: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            detect: DetectOptions::default(),
+            min_eye_distance: 12.0,
+            min_sharpness: MIN_SHARPNESS,
+            max_faces: 64,
+        }
+    }
+}
+
+/// Default blur threshold: sharpness of the blurriest 2% of UTKFace training crops (measured by
+/// `tests/calibrate_template.rs`), so "blurry" means blurrier than what the classifier learnt on.
+pub const MIN_SHARPNESS: f32 = 20.0;
+
+/// Detector and classifier, loaded once.
+#[derive(Debug)]
+pub struct Pipeline {
+    detector: Detector,
+    classifier: Option<Classifier>,
+}
+
+impl Pipeline {
+    /// The embedded detector with the given classifier ONNX bytes.
+    pub fn new(classifier_bytes: &[u8]) -> Result<Self> {
+        Ok(Self {
+            detector: Detector::new()?,
+            classifier: Some(Classifier::from_bytes(classifier_bytes)?),
+        })
+    }
+
+    /// Both models from bytes (tests swap models this way).
+    pub fn with_models(detector_bytes: &[u8], classifier_bytes: &[u8]) -> Result<Self> {
+        Ok(Self {
+            detector: Detector::from_bytes(detector_bytes)?,
+            classifier: Some(Classifier::from_bytes(classifier_bytes)?),
+        })
+    }
+
+    /// Detection only: faces come back with `estimate: None`.
+    pub fn detector_only() -> Result<Self> {
+        Ok(Self {
+            detector: Detector::new()?,
+            classifier: None,
+        })
+    }
+
+    /// Sets the classifier's age-range calibration (from the model card).
+    pub fn with_calibration(mut self, calibration: Calibration) -> Self {
+        self.classifier = self.classifier.map(|c| c.with_calibration(calibration));
+        self
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    pub fn classifier(&self) -> Option<&Classifier> {
+        self.classifier.as_ref()
+    }
+
+    /// Analyses a row-major RGBA buffer (from the page's canvas).
+    pub fn analyze_rgba(
+        &self,
+        data: &[u8],
+        width: u32,
+        height: u32,
+        opts: &Options,
+    ) -> Result<Analysis> {
+        self.analyze(&decode::rgba_to_rgb(data, width, height)?, opts)
+    }
+
+    /// Finds the faces in `img` and estimates age and gender for each one large enough.
+    pub fn analyze(&self, img: &RgbImage, opts: &Options) -> Result<Analysis> {
+        let (width, height) = img.dimensions();
+        // Huge photos are analysed downscaled; results are mapped back to `img`'s pixels.
+        let (work, k) = decode::fit_within(img, WORK_SIDE);
+        let mut dets = self.detector.detect(&work, &opts.detect)?;
+        dets.truncate(opts.max_faces);
+
+        let mut faces = Vec::with_capacity(dets.len());
+        let mut crops = Vec::new();
+        let mut to_classify = Vec::new();
+        for det in &dets {
+            let crop = align::crop(&work, det);
+            let sharpness = sharpness(&crop);
+            // Judge size on the pixels actually available (the working image).
+            let too_small = det.eye_distance() < opts.min_eye_distance / k;
+            if !too_small {
+                to_classify.push(faces.len());
+                crops.push(crop);
+            }
+            faces.push(to_face(det, k, width, height, too_small, sharpness, opts));
+        }
+        if let Some(classifier) = &self.classifier {
+            for (i, est) in to_classify.into_iter().zip(classifier.classify(&crops)?) {
+                faces[i].estimate = Some(est);
+            }
+        }
+        faces.sort_by(|a, b| {
+            let cx = |f: &Face| f.box_px[0] + f.box_px[2] / 2.0;
+            cx(a).total_cmp(&cx(b))
+        });
+        Ok(Analysis {
+            width,
+            height,
+            faces,
+        })
+    }
+}
+
+fn to_face(
+    det: &Detection,
+    k: f32,
+    width: u32,
+    height: u32,
+    too_small: bool,
+    sharpness: f32,
+    opts: &Options,
+) -> Face {
+    let b = det.bbox.map(|v| v * k);
+    let (w, h) = (width as f32, height as f32);
+    let (x0, y0) = ((b[0] / w).clamp(0.0, 1.0), (b[1] / h).clamp(0.0, 1.0));
+    let (x1, y1) = (
+        ((b[0] + b[2]) / w).clamp(0.0, 1.0),
+        ((b[1] + b[3]) / h).clamp(0.0, 1.0),
+    );
+    let keypoints = det.keypoints.map(|p| [p[0] * k, p[1] * k]);
+    let (l, r) = (keypoints[LEFT_EYE], keypoints[RIGHT_EYE]);
+    Face {
+        box_px: b,
+        box_norm: [x0, y0, x1 - x0, y1 - y0],
+        score: det.score,
+        keypoints,
+        estimate: None,
+        quality: Quality {
+            too_small,
+            blurry: sharpness < opts.min_sharpness,
+            cut_off: b[0] < 0.0 || b[1] < 0.0 || b[0] + b[2] > w || b[1] + b[3] > h,
+            eye_distance: (r[0] - l[0]).hypot(r[1] - l[1]),
+            sharpness,
+        },
+    }
+}
+
+/// Variance of the 4-neighbour Laplacian of the grey image: low when the crop has no edges.
+pub fn sharpness(img: &RgbImage) -> f32 {
+    let (w, h) = img.dimensions();
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let grey: Vec<f32> = img
+        .pixels()
+        .map(|p| 0.299 * p.0[0] as f32 + 0.587 * p.0[1] as f32 + 0.114 * p.0[2] as f32)
+        .collect();
+    let (w, h) = (w as usize, h as usize);
+    let mut lap = Vec::with_capacity((w - 2) * (h - 2));
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let i = y * w + x;
+            lap.push(grey[i - 1] + grey[i + 1] + grey[i - w] + grey[i + w] - 4.0 * grey[i]);
+        }
+    }
+    let n = lap.len() as f32;
+    let mean = lap.iter().sum::<f32>() / n;
+    lap.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharpness_separates_edges_from_flat() {
+        let flat = RgbImage::from_pixel(64, 64, image::Rgb([120, 120, 120]));
+        assert_eq!(sharpness(&flat), 0.0);
+        let checker = RgbImage::from_fn(64, 64, |x, y| {
+            if (x / 4 + y / 4) % 2 == 0 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let blurred = image::imageops::blur(&checker, 3.0);
+        assert!(sharpness(&checker) > 10.0 * sharpness(&blurred));
+        assert_eq!(sharpness(&RgbImage::new(2, 2)), 0.0);
+    }
+}
