@@ -1,0 +1,264 @@
+//! ONNX export: folds batch norm into the convolutions, writes a `ModelProto` with the public
+//! `tract_onnx::pb` structs, and optionally stores weights as int8 with per-channel scales
+//! (dequantised by `Cast` + `Mul`, which tract folds into constants at load time).
+
+use agegender::estimate::{AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
+use prost::Message;
+use tract_onnx::pb::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+    TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+    tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
+};
+
+use crate::model::{AgeGenderNet, LayerSpec, NetConfig};
+
+/// A convolution with its batch norm folded in: weight `[cout, cin/groups, k, k]`, bias `[cout]`.
+#[derive(Clone, Debug)]
+pub struct FoldedConv {
+    pub spec: LayerSpec,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// A dense layer: weight `[inputs, outputs]` (burn's layout), bias `[outputs]`.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The trained network as plain numbers, independent of the training framework.
+#[derive(Clone, Debug)]
+pub struct Portable {
+    pub input_size: u32,
+    pub convs: Vec<FoldedConv>,
+    pub age: Dense,
+    pub gender: Dense,
+}
+
+fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap_or_default()
+}
+
+/// Extracts the weights and folds each batch norm into its convolution:
+/// `w' = w * g / sqrt(var + eps)`, `b' = beta - mean * g / sqrt(var + eps)`.
+pub fn fold(model: &AgeGenderNet, net: &NetConfig) -> Portable {
+    let convs = model
+        .trunk
+        .iter()
+        .zip(&net.layers)
+        .map(|(layer, spec)| {
+            let w = values(layer.conv.weight.val());
+            let gamma = values(layer.bn.gamma.val());
+            let beta = values(layer.bn.beta.val());
+            let mean = values(layer.bn.running_mean.value());
+            let var = values(layer.bn.running_var.value());
+            let eps = layer.bn.epsilon as f32;
+            let per_out = w.len() / spec.cout.max(1);
+            let mut weight = w;
+            let mut bias = vec![0.0; spec.cout];
+            for c in 0..spec.cout {
+                let k = gamma[c] / (var[c] + eps).sqrt();
+                weight[c * per_out..(c + 1) * per_out].iter_mut().for_each(|v| *v *= k);
+                bias[c] = beta[c] - mean[c] * k;
+            }
+            FoldedConv {
+                spec: *spec,
+                weight,
+                bias,
+            }
+        })
+        .collect();
+    let dense = |l: &burn::nn::Linear, outputs: usize| Dense {
+        inputs: net.features(),
+        outputs,
+        weight: values(l.weight.val()),
+        bias: l.bias.as_ref().map(|b| values(b.val())).unwrap_or_else(|| vec![0.0; outputs]),
+    };
+    Portable {
+        input_size: net.input_size,
+        convs,
+        age: dense(&model.age, net.age_bins),
+        gender: dense(&model.gender, 1),
+    }
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
+}
+
+fn f32_tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(v) => dimension::Value::DimValue(*v),
+                None => dimension::Value::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Symmetric int8 quantisation with one scale per output channel. `rows` output channels of
+/// `per_row` consecutive values when `row_major`, else `per_row` is the stride (dense layers,
+/// whose outputs are the last axis).
+fn quantize(data: &[f32], channels: usize, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
+    let mut max = vec![0.0f32; channels];
+    for (i, v) in data.iter().enumerate() {
+        let c = channel_of(i);
+        max[c] = max[c].max(v.abs());
+    }
+    let scales: Vec<f32> = max.iter().map(|m| if *m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+    let q = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v / scales[channel_of(i)]).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    (q, scales)
+}
+
+/// Adds a weight initializer, either as f32 or as int8 + scales dequantised in the graph.
+fn add_weight(
+    g: &mut GraphProto,
+    name: &str,
+    dims: &[i64],
+    data: &[f32],
+    quant: Option<(usize, Vec<i64>, &dyn Fn(usize) -> usize)>,
+) {
+    match quant {
+        None => g.initializer.push(f32_tensor(name, dims, data)),
+        Some((channels, scale_dims, channel_of)) => {
+            let (q, scales) = quantize(data, channels, channel_of);
+            let (qn, fname, sn) = (format!("{name}_q"), format!("{name}_f"), format!("{name}_scale"));
+            g.initializer.push(TensorProto {
+                name: qn.clone(),
+                dims: dims.to_vec(),
+                data_type: DataType::Int8 as i32,
+                raw_data: q.iter().map(|v| *v as u8).collect(),
+                ..Default::default()
+            });
+            g.initializer.push(f32_tensor(&sn, &scale_dims, &scales));
+            g.node.push(node("Cast", &format!("{name}_cast"), &[&qn], &[&fname], vec![attr_int("to", DataType::Float as i64)]));
+            g.node.push(node("Mul", &format!("{name}_dequant"), &[&fname, &sn], &[name], vec![]));
+        }
+    }
+}
+
+/// Builds the ONNX model. With `int8`, weights are stored quantised (about 4x smaller).
+pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
+    let mut g = GraphProto {
+        name: "agegender".into(),
+        ..Default::default()
+    };
+    let s = p.input_size as i64;
+    g.input.push(value_info(INPUT_NAME, &[None, Some(3), Some(s), Some(s)]));
+    let mut x = INPUT_NAME.to_string();
+    for (i, c) in p.convs.iter().enumerate() {
+        let l = c.spec;
+        let (w, b, y, r) = (format!("conv{i}_w"), format!("conv{i}_b"), format!("conv{i}"), format!("relu{i}"));
+        let dims = [l.cout as i64, (l.cin / l.groups) as i64, l.kernel as i64, l.kernel as i64];
+        let per_out = c.weight.len() / l.cout.max(1);
+        let of = move |i: usize| i / per_out;
+        add_weight(&mut g, &w, &dims, &c.weight, int8.then_some((l.cout, vec![l.cout as i64, 1, 1, 1], &of as &dyn Fn(usize) -> usize)));
+        g.initializer.push(f32_tensor(&b, &[l.cout as i64], &c.bias));
+        let pad = (l.kernel / 2) as i64;
+        g.node.push(node(
+            "Conv",
+            &y,
+            &[&x, &w, &b],
+            &[&y],
+            vec![
+                attr_ints("kernel_shape", &[l.kernel as i64, l.kernel as i64]),
+                attr_ints("strides", &[l.stride as i64, l.stride as i64]),
+                attr_ints("pads", &[pad, pad, pad, pad]),
+                attr_ints("dilations", &[1, 1]),
+                attr_int("group", l.groups as i64),
+            ],
+        ));
+        g.node.push(node("Relu", &r, &[&y], &[&r], vec![]));
+        x = r;
+    }
+    g.node.push(node("GlobalAveragePool", "pool", &[&x], &["pooled"], vec![]));
+    g.node.push(node("Flatten", "flatten", &["pooled"], &["features"], vec![attr_int("axis", 1)]));
+    for (d, out) in [(&p.age, AGE_OUTPUT), (&p.gender, GENDER_OUTPUT)] {
+        let (w, b) = (format!("{out}_w"), format!("{out}_b"));
+        let outputs = d.outputs;
+        let of = move |i: usize| i % outputs;
+        add_weight(
+            &mut g,
+            &w,
+            &[d.inputs as i64, d.outputs as i64],
+            &d.weight,
+            int8.then_some((d.outputs, vec![1, d.outputs as i64], &of as &dyn Fn(usize) -> usize)),
+        );
+        g.initializer.push(f32_tensor(&b, &[d.outputs as i64], &d.bias));
+        g.node.push(node("Gemm", out, &["features", &w, &b], &[out], vec![]));
+        g.output.push(value_info(out, &[None, Some(d.outputs as i64)]));
+    }
+    ModelProto {
+        ir_version: 7,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        producer_name: "agegender-trainer".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: doc.into(),
+        graph: Some(g),
+        ..Default::default()
+    }
+}
+
+/// Serialises the model with prost.
+pub fn encode(model: &ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}

@@ -1,0 +1,426 @@
+//! The training loop: augmentation, label-distribution age loss, AdamW with warmup + cosine
+//! schedule, early stopping on validation, atomic per-epoch checkpoints and `--resume`.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use agegender::estimate::{self, AGE_BINS, Calibration, MAX_AGE};
+use agegender::preprocess::{self, INPUT_SIZE, Similarity};
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
+use burn::store::ModuleRecord;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{Sample, Split};
+use crate::model::{AgeGenderNet, NetConfig};
+
+/// Everything that defines a run; saved with each checkpoint and the exported model.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub warmup_epochs: f64,
+    /// Stop when validation age MAE has not improved for this many epochs.
+    pub patience: usize,
+    pub seed: u64,
+    /// Standard deviation (years) of the Gaussian label distribution for the age loss.
+    pub label_sigma: f32,
+    /// Weight of the L1 loss on the expected age (DLDL-v2 style), per year.
+    pub l1_weight: f32,
+    pub gender_weight: f32,
+    pub augment: bool,
+    pub net: NetConfig,
+}
+
+/// Per-epoch figures, kept for the learning curves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_mae: f64,
+    pub val_mae: f64,
+    pub val_gender_acc: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Saved in every checkpoint: where the run is and how it got there.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    pub config: TrainConfig,
+    pub epochs_done: usize,
+    pub best_val_mae: f64,
+    pub best_epoch: usize,
+    pub history: Vec<EpochStats>,
+    pub stopped_early: bool,
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
+/// half-written file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Gaussian label distributions over the age bins, one row per true age.
+fn label_table(sigma: f32) -> Vec<f32> {
+    let mut t = vec![0.0f32; AGE_BINS * AGE_BINS];
+    for age in 0..AGE_BINS {
+        let row = &mut t[age * AGE_BINS..(age + 1) * AGE_BINS];
+        for (b, v) in row.iter_mut().enumerate() {
+            let d = (b as f32 - age as f32) / sigma;
+            *v = (-0.5 * d * d).exp();
+        }
+        let s: f32 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= s);
+    }
+    t
+}
+
+/// Random geometric and colour augmentation through the shared warp.
+pub fn augment(img: &RgbImage, rng: &mut StdRng) -> RgbImage {
+    let side = img.width().min(img.height()) as f32;
+    let m = Similarity::whole_frame(side).jitter(
+        rng.random_range(-0.17f32..0.17),
+        rng.random_range(0.9f32..1.1),
+        (rng.random_range(-3.0f32..3.0), rng.random_range(-3.0f32..3.0)),
+    );
+    let mut out = preprocess::warp(img, &m, INPUT_SIZE);
+    if rng.random_bool(0.5) {
+        image::imageops::flip_horizontal_in_place(&mut out);
+    }
+    let brightness = rng.random_range(-25.0f32..25.0);
+    let contrast = rng.random_range(0.75f32..1.25);
+    let saturation = if rng.random_bool(0.05) { 0.0 } else { rng.random_range(0.7f32..1.3) };
+    for p in out.pixels_mut() {
+        let [r, g, b] = p.0.map(|c| c as f32);
+        let grey = 0.299 * r + 0.587 * g + 0.114 * b;
+        for (c, v) in p.0.iter_mut().zip([r, g, b]) {
+            let s = grey + (v - grey) * saturation;
+            *c = ((s - 128.0) * contrast + 128.0 + brightness).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// One mini-batch on the host, ready to become tensors.
+struct Batch {
+    x: Vec<f32>,
+    ages: Vec<f32>,
+    targets: Vec<f32>,
+    genders: Vec<i64>,
+}
+
+fn make_batch(samples: &[&Sample], table: &[f32], rng: Option<&mut StdRng>) -> Batch {
+    let n = samples.len();
+    let plane = (INPUT_SIZE * INPUT_SIZE * 3) as usize;
+    let mut b = Batch {
+        x: Vec::with_capacity(n * plane),
+        ages: Vec::with_capacity(n),
+        targets: Vec::with_capacity(n * AGE_BINS),
+        genders: Vec::with_capacity(n),
+    };
+    let mut rng = rng;
+    for s in samples {
+        let crop = match rng.as_deref_mut() {
+            Some(r) => augment(&s.image, r),
+            None => preprocess::aligned_crop_input(&s.image),
+        };
+        b.x.extend(preprocess::to_nchw(&crop));
+        let age = (s.label.age as usize).min(MAX_AGE);
+        b.ages.push(age as f32);
+        b.targets.extend_from_slice(&table[age * AGE_BINS..(age + 1) * AGE_BINS]);
+        b.genders.push(s.label.gender as i64);
+    }
+    b
+}
+
+/// Forward and backward for one batch: (gradients, loss, mean absolute age error).
+fn grad_step(
+    model: &AgeGenderNet,
+    b: Batch,
+    device: &Device,
+    bins: &Tensor<2>,
+    bce: &burn::nn::loss::BinaryCrossEntropyLoss,
+    cfg: &TrainConfig,
+) -> Result<(GradientsParams, f32, f32)> {
+    let n = b.ages.len();
+    let s = INPUT_SIZE as usize;
+    let x = Tensor::<4>::from_data(TensorData::new(b.x, [n, 3, s, s]), device);
+    let target = Tensor::<2>::from_data(TensorData::new(b.targets, [n, AGE_BINS]), device);
+    let ages = Tensor::<2>::from_data(TensorData::new(b.ages, [n, 1]), device);
+    let genders = Tensor::<1, Int>::from_data(TensorData::new(b.genders, [n]), device);
+    let (age_logits, gender_logit) = model.forward(x);
+    let ce = (target * log_softmax(age_logits.clone(), 1)).sum_dim(1).mean().neg();
+    let expected = softmax(age_logits, 1).matmul(bins.clone());
+    let abs_err = (expected - ages).abs().mean();
+    let g = bce.forward(gender_logit.flatten::<1>(0, 1), genders);
+    let loss = ce + abs_err.clone().mul_scalar(cfg.l1_weight) + g.mul_scalar(cfg.gender_weight);
+    let scalar = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(f32::NAN);
+    let loss_v = scalar(loss.clone());
+    let mae_v = scalar(abs_err);
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    Ok((grads, loss_v, mae_v))
+}
+
+fn lr_at(cfg: &TrainConfig, step: usize, steps_per_epoch: usize) -> f64 {
+    let total = (cfg.epochs * steps_per_epoch).max(1) as f64;
+    let warm = (cfg.warmup_epochs * steps_per_epoch as f64).max(1.0);
+    let s = step as f64;
+    let warmup = (s / warm).min(1.0);
+    let t = ((s - warm) / (total - warm).max(1.0)).clamp(0.0, 1.0);
+    cfg.lr * warmup * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// Runs the model (inference mode) over host images in batches: (age logits, gender logits).
+pub fn predict_logits(model: &AgeGenderNet, crops: &[RgbImage], device: &Device) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let model = model.valid();
+    let dev = device.clone().inner();
+    let mut ages = Vec::with_capacity(crops.len());
+    let mut genders = Vec::with_capacity(crops.len());
+    let s = INPUT_SIZE as usize;
+    for chunk in crops.chunks(128) {
+        let x: Vec<f32> = chunk.iter().flat_map(preprocess::to_nchw).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [chunk.len(), 3, s, s]), &dev);
+        let (a, g) = model.forward(x);
+        let a: Vec<f32> = a.into_data().try_to_vec().unwrap_or_default();
+        let g: Vec<f32> = g.into_data().try_to_vec().unwrap_or_default();
+        ages.extend(a.chunks(AGE_BINS).map(|c| c.to_vec()));
+        genders.extend(g);
+    }
+    (ages, genders)
+}
+
+/// Validation age MAE and gender accuracy, decoded exactly as the page decodes.
+fn validate(model: &AgeGenderNet, crops: &[RgbImage], samples: &[&Sample], device: &Device) -> (f64, f64) {
+    let (ages, genders) = predict_logits(model, crops, device);
+    let cal = Calibration::default();
+    let mut abs = 0.0;
+    let mut correct = 0usize;
+    for ((a, g), s) in ages.iter().zip(&genders).zip(samples) {
+        let e = estimate::decode(a, *g, &cal);
+        abs += (e.age as f64 - s.label.age as f64).abs();
+        correct += ((e.p_female >= 0.5) == (s.label.gender == 1)) as usize;
+    }
+    let n = samples.len().max(1) as f64;
+    (abs / n, correct as f64 / n)
+}
+
+/// Paths inside a run directory.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    fn checkpoints(&self) -> PathBuf {
+        self.0.join("checkpoints")
+    }
+    fn latest_pointer(&self) -> PathBuf {
+        self.checkpoints().join("latest")
+    }
+    pub fn best_model(&self) -> PathBuf {
+        self.0.join("best.bpk")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.0.join("train_state.json")
+    }
+}
+
+fn save_checkpoint(run: &RunDir, epoch: usize, model: &AgeGenderNet, optim: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+    let dir = run.checkpoints();
+    std::fs::create_dir_all(&dir)?;
+    let name = format!("epoch-{epoch:03}");
+    let tmp = dir.join(format!("{name}.tmp"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    model
+        .clone()
+        .into_record()
+        .save(tmp.join("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("saving model: {e:?}"))?;
+    optim
+        .to_record()
+        .save(tmp.join("optim.bpk"))
+        .map_err(|e| anyhow::anyhow!("saving optimizer: {e:?}"))?;
+    std::fs::write(tmp.join("state.json"), serde_json::to_vec_pretty(state)?)?;
+    let fin = dir.join(&name);
+    let _ = std::fs::remove_dir_all(&fin);
+    std::fs::rename(&tmp, &fin)?;
+    // The pointer moves only once the whole checkpoint is in place.
+    write_atomic(&run.latest_pointer(), name.as_bytes())?;
+    // Keep the two newest checkpoints.
+    if epoch >= 2 {
+        let _ = std::fs::remove_dir_all(dir.join(format!("epoch-{:03}", epoch - 2)));
+    }
+    Ok(())
+}
+
+/// Loads a model saved with `into_record().save()`.
+pub fn load_model(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGenderNet> {
+    let record = ModuleRecord::load(path).map_err(|e| anyhow::anyhow!("loading {}: {e:?}", path.display()))?;
+    net.init(device)
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("applying {}: {e:?}", path.display()))
+}
+
+fn load_checkpoint(run: &RunDir, device: &Device) -> Result<Option<(AgeGenderNet, ModuleOptimizer, TrainState)>> {
+    let Ok(name) = std::fs::read_to_string(run.latest_pointer()) else {
+        return Ok(None);
+    };
+    let dir = run.checkpoints().join(name.trim());
+    let state: TrainState = serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?;
+    let model = load_model(&state.config.net, &dir.join("model.bpk"), device)?;
+    let record = OptimizerRecord::load(dir.join("optim.bpk")).map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
+    let optim = optimizer(&state.config).load_record(record);
+    Ok(Some((model, optim, state)))
+}
+
+fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(cfg.weight_decay).init()
+}
+
+/// Trains (or resumes) a run in `run`, returning the final state. The best model by
+/// validation MAE is kept in `best.bpk`.
+pub fn train(samples: &[Sample], cfg: &TrainConfig, run: &RunDir, resume: bool, quiet: bool) -> Result<TrainState> {
+    let device = Device::flex().autodiff();
+    std::fs::create_dir_all(&run.0)?;
+    let train_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Train).collect();
+    let val_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Val).collect();
+    if train_set.is_empty() || val_set.is_empty() {
+        bail!("need training and validation samples (got {} and {})", train_set.len(), val_set.len());
+    }
+    let val_crops: Vec<RgbImage> = val_set.iter().map(|s| preprocess::aligned_crop_input(&s.image)).collect();
+    let table = label_table(cfg.label_sigma);
+    let bins = Tensor::<2>::from_data(
+        TensorData::new((0..AGE_BINS).map(|i| i as f32).collect::<Vec<_>>(), [AGE_BINS, 1]),
+        &device,
+    );
+    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+
+    let (mut model, mut optim, mut state) = match load_checkpoint(run, &device)? {
+        Some((m, o, s)) if resume => {
+            if s.config != *cfg {
+                bail!("--resume: the checkpoint in {} was made with a different configuration", run.0.display());
+            }
+            eprintln!("resuming after epoch {}", s.epochs_done);
+            (m, o, s)
+        }
+        Some(_) if !resume => bail!("{} already holds a run: pass --resume or choose another --out", run.0.display()),
+        _ => {
+            device.seed(cfg.seed);
+            let state = TrainState {
+                config: cfg.clone(),
+                epochs_done: 0,
+                best_val_mae: f64::INFINITY,
+                best_epoch: 0,
+                history: vec![],
+                stopped_early: false,
+            };
+            (cfg.net.init(&device), optimizer(cfg), state)
+        }
+    };
+
+    let steps_per_epoch = train_set.len().div_ceil(cfg.batch_size);
+    while state.epochs_done < cfg.epochs && !state.stopped_early {
+        let epoch = state.epochs_done + 1;
+        let started = std::time::Instant::now();
+        // Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly.
+        device.seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut rng = StdRng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        order.shuffle(&mut rng);
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(steps_per_epoch as u64) };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {per_sec} eta {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
+        let (mut loss_sum, mut mae_sum, mut seen) = (0.0f64, 0.0f64, 0usize);
+        let mut lr = cfg.lr;
+        model = std::thread::scope(|scope| -> Result<AgeGenderNet> {
+            let mut model = model;
+            let (tx, rx) = sync_channel::<Batch>(4);
+            let (train_set, table, order) = (&train_set, &table, &order);
+            let augment = cfg.augment;
+            scope.spawn(move || {
+                for chunk in order.chunks(cfg.batch_size) {
+                    let picked: Vec<&Sample> = chunk.iter().map(|&i| train_set[i]).collect();
+                    let batch = make_batch(&picked, table, augment.then_some(&mut rng));
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (i, batch) in rx.iter().enumerate() {
+                let n = batch.ages.len();
+                let step = (epoch - 1) * steps_per_epoch + i;
+                lr = lr_at(cfg, step, steps_per_epoch);
+                // burn-flex runs these small convolutions on one core and serialises autodiff
+                // across threads (measured: two threads on two halves gave no speed-up), so the
+                // batch runs whole on this thread while the producer augments on the other core.
+                let (grads, loss_v, mae_v) = grad_step(&model, batch, &device, &bins, &bce, cfg)?;
+                if !loss_v.is_finite() {
+                    bail!("loss became {loss_v} at epoch {epoch} step {i}");
+                }
+                model = optim.step(lr, model, grads);
+                loss_sum += loss_v as f64 * n as f64;
+                mae_sum += mae_v as f64 * n as f64;
+                seen += n;
+                bar.inc(1);
+                bar.set_message(format!("loss {:.3} mae {:.2} lr {lr:.2e}", loss_sum / seen as f64, mae_sum / seen as f64));
+            }
+            Ok(model)
+        })?;
+        bar.finish_and_clear();
+        let (val_mae, val_acc) = validate(&model, &val_crops, &val_set, &device);
+        let secs = started.elapsed().as_secs_f64();
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_mae: mae_sum / seen.max(1) as f64,
+            val_mae,
+            val_gender_acc: val_acc,
+            lr,
+            seconds: secs,
+            images_per_second: seen as f64 / secs,
+        };
+        eprintln!(
+            "epoch {epoch}: train loss {:.3} mae {:.2} | val mae {:.3} gender acc {:.4} | {:.0}s, {:.0} img/s",
+            stats.train_loss, stats.train_mae, val_mae, val_acc, secs, stats.images_per_second
+        );
+        state.history.push(stats);
+        state.epochs_done = epoch;
+        if val_mae < state.best_val_mae {
+            state.best_val_mae = val_mae;
+            state.best_epoch = epoch;
+            let tmp = run.best_model().with_extension("bpk.tmp");
+            model
+                .clone()
+                .into_record()
+                .save(&tmp)
+                .map_err(|e| anyhow::anyhow!("saving best model: {e:?}"))?;
+            std::fs::rename(&tmp, run.best_model())?;
+        } else if epoch - state.best_epoch >= cfg.patience {
+            eprintln!("early stop: no validation improvement for {} epochs", cfg.patience);
+            state.stopped_early = true;
+        }
+        save_checkpoint(run, epoch, &model, &optim, &state)?;
+        write_atomic(&run.state(), &serde_json::to_vec_pretty(&state)?)?;
+    }
+    Ok(state)
+}
