@@ -130,6 +130,16 @@ impl Classifier {
     /// Estimates age and gender for each `INPUT_SIZE` x `INPUT_SIZE` face crop (from
     /// `align::crop` or `preprocess::aligned_crop_input`), in order.
     pub fn classify(&self, faces: &[RgbImage]) -> Result<Vec<Estimate>> {
+        Ok(self
+            .logits(faces)?
+            .iter()
+            .map(|(a, g)| estimate::decode(a, *g, &self.calibration))
+            .collect())
+    }
+
+    /// The raw outputs for each face crop: (age logits, gender logit). The trainer compares
+    /// these with its own framework's outputs when it exports a model.
+    pub fn logits(&self, faces: &[RgbImage]) -> Result<Vec<(Vec<f32>, f32)>> {
         if let Some(f) = faces
             .iter()
             .find(|f| f.dimensions() != (INPUT_SIZE, INPUT_SIZE))
@@ -170,7 +180,7 @@ impl Classifier {
             out.extend(
                 age.chunks_exact(AGE_BINS)
                     .zip(gender)
-                    .map(|(a, &g)| estimate::decode(a, g, &self.calibration)),
+                    .map(|(a, &g)| (a.to_vec(), g)),
             );
         }
         Ok(out)
