@@ -56,8 +56,8 @@ ensure_wasm_tools() {
             || cargo install --force wasm-bindgen-cli --version "$want"
     fi
     command -v wasm-pack >/dev/null || { say "cargo install wasm-pack"; cargo install --locked wasm-pack; }
-    # wasm-opt comes from Debian's binaryen (wasm-pack is told not to download its own).
-    ensure_apt binaryen
+    # wasm-opt is off (see Cargo.toml, measured), so Debian's binaryen is not needed; with
+    # --mode no-install wasm-pack never downloads tools of its own.
 }
 
 ensure_browser() {

@@ -16,3 +16,6 @@ pub use detect::{DetectOptions, Detection, Detector};
 pub use error::{Error, Result};
 pub use pipeline::{Options, Pipeline};
 pub use results::{Analysis, Face, Quality};
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;

@@ -83,7 +83,10 @@ function setStatus(text, state) {
   progressBox.classList.toggle('busy', state === 'busy');
 }
 
+let hasClassifier = false;
+
 function showModelInfo(version, info) {
+  hasClassifier = Boolean(info?.classifier);
   const parts = [`agegender ${version}`];
   if (info?.detector) parts.push(`detector: ${info.detector}`);
   parts.push(
@@ -212,26 +215,32 @@ function genderText(est) {
   return `${female ? 'female' : 'male'} ${conf}%`;
 }
 
+/** Why a face has no estimate. */
+function missingReason(face) {
+  if (!hasClassifier) return 'no age/gender model in this build';
+  if (face.quality.too_small) return 'face too small to judge';
+  return 'not estimated';
+}
+
 /** The short label drawn on the photo. */
 function boxLabel(i, face) {
   const est = face.estimate;
-  return est ? `${i + 1}: ${ageText(est)} · ${genderText(est)}` : `${i + 1}: face`;
+  if (!est) return `${i + 1}: ${face.quality.too_small && hasClassifier ? 'too small' : 'face'}`;
+  return `${i + 1}: ${ageText(est)} · ${genderText(est)}`;
 }
 
 /** The sentence in the results list. */
 function listText(i, face) {
   const est = face.estimate;
-  if (!est) return `Face ${i + 1}: no age or gender estimate (no age/gender model in this build).`;
+  if (!est) return `Face ${i + 1}: no age or gender estimate (${missingReason(face)}).`;
   const gender = est.gender_reliable
-    ? `${genderText(est).replace(/ (\d+)%$/, ' ($1% confidence)')}`
+    ? genderText(est).replace(/ (\d+)%$/, ' ($1% confidence)')
     : 'gender uncertain';
-  return `Face ${i + 1}: age ${Math.round(est.age)} (likely ${Math.round(est.age_low)}–${Math.round(est.age_high)}), ${gender}.`;
-}
-
-/** [x, y, width, height] of a face box in image pixels. */
-function boxRect(face) {
-  const [x0, y0, x1, y1] = face.box_px;
-  return [x0, y0, x1 - x0, y1 - y0];
+  const caveats = [];
+  if (face.quality.blurry) caveats.push('blurry');
+  if (face.quality.cut_off) caveats.push('cut off at the edge');
+  const note = caveats.length ? ` Less reliable: ${caveats.join(', ')}.` : '';
+  return `Face ${i + 1}: age ${Math.round(est.age)} (likely ${Math.round(est.age_low)}–${Math.round(est.age_high)}), ${gender}.${note}`;
 }
 
 function drawResult(card, analysis, ms) {
@@ -244,7 +253,7 @@ function drawResult(card, analysis, ms) {
   ctx.textBaseline = 'top';
 
   faces.forEach((face, i) => {
-    const [x, y, w, h] = boxRect(face);
+    const [x, y, w, h] = face.box_px; // image pixels, may reach past the edges
     const colour = BOX_COLOURS[i % BOX_COLOURS.length];
     ctx.lineWidth = line + 2;
     ctx.strokeStyle = 'rgba(0,0,0,0.7)';

@@ -226,13 +226,17 @@ async function readCards(page) {
     [...document.querySelectorAll('.result')].map((node) => {
       const canvas = node.querySelector('canvas');
       const faces = node.analysis?.faces ?? [];
-      // A box is drawn if the middle of its top edge has the box colour (a bright, saturated line).
+      // A box is drawn if the middle of one of its edges (inside the image; a neighbour's label
+      // may hide some) has a bright, saturated box colour.
       const ctx = canvas.getContext('2d');
-      const boxesDrawn = faces.filter((f) => {
-        const [x0, y0, x1] = f.box_px;
-        const px = ctx.getImageData(Math.round((x0 + x1) / 2), Math.round(y0), 1, 1).data;
-        return Math.max(px[0], px[1], px[2]) > 200 && Math.min(px[0], px[1], px[2]) < 120;
-      }).length;
+      const boxColour = ([x, y]) => {
+        if (x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) return false;
+        const [r, g, b] = ctx.getImageData(Math.floor(x), Math.floor(y), 1, 1).data;
+        return Math.max(r, g, b) > 200 && Math.max(r, g, b) - Math.min(r, g, b) > 100;
+      };
+      const boxesDrawn = faces.filter(({ box_px: [x, y, w, h] }) =>
+        [[x + w / 2, y], [x + w / 2, y + h], [x, y + h / 2], [x + w, y + h / 2]].some(boxColour),
+      ).length;
       return {
         title: node.querySelector('.result-title').textContent,
         state: node.dataset.state,

@@ -1,0 +1,62 @@
+//! Native half of the native-vs-wasm parity check: the analysis of the generated scene
+//! (`tests/common`) must match the committed golden, which `tests/web.rs` checks the wasm build
+//! against in the browser. After a deliberate change (a new model, new options), regenerate it:
+//!
+//! ```sh
+//! AGEGENDER_BLESS=1 cargo test --test golden
+//! ```
+
+mod common;
+
+use agegender::{Options, Pipeline};
+use serde_json::{Value, json};
+
+#[test]
+fn synthetic_scene_matches_the_golden() {
+    // The same models as the page's `Analyzer` (src/wasm.rs).
+    let pipeline = Pipeline::detector_only().expect("embedded models load");
+    let analysis = pipeline
+        .analyze(&common::synthetic_scene(), &Options::default())
+        .expect("analysis");
+    assert!(
+        !analysis.faces.is_empty(),
+        "the generated scene must contain a detectable face, or the parity check proves little"
+    );
+    let got = serde_json::to_value(&analysis).unwrap();
+
+    if std::env::var_os("AGEGENDER_BLESS").is_some() {
+        let doc = json!({
+            "about": "Native analysis of tests/common::synthetic_scene() with default Options; \
+                      tests/web.rs checks the wasm build against it. \
+                      Regenerate: AGEGENDER_BLESS=1 cargo test --test golden",
+            "classifier": pipeline.classifier().is_some(),
+            "analysis": got,
+        });
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(common::GOLDEN_PATH);
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+
+    let golden: Value = serde_json::from_str(common::GOLDEN).expect("golden JSON");
+    let diffs = common::differences(&got, &golden["analysis"]);
+    assert!(
+        diffs.is_empty(),
+        "the native analysis differs from {} (regenerate with AGEGENDER_BLESS=1 if the change is \
+         intended):\n{}",
+        common::GOLDEN_PATH,
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn the_comparison_catches_differences() {
+    let a = json!({"faces": [{"box_px": [10.0, 20.0, 30.0, 40.0], "score": 0.9, "ok": true}]});
+    assert!(common::differences(&a, &a).is_empty());
+    let near =
+        json!({"faces": [{"box_px": [10.1, 20.0, 30.0, 40.0], "score": 0.9005, "ok": true}]});
+    assert!(common::differences(&near, &a).is_empty());
+    let far = json!({"faces": [{"box_px": [11.0, 20.0, 30.0, 40.0], "score": 0.8, "ok": false}]});
+    assert_eq!(common::differences(&far, &a).len(), 3);
+    assert_eq!(common::differences(&json!({"faces": []}), &a).len(), 1);
+}
