@@ -46,6 +46,7 @@ impl Detection {
 
 /// Detection settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DetectOptions {
     /// Minimum confidence of a face on its second look (see `Detector::verify`). Candidates
     /// from the first look need `CANDIDATE_SCORE`.
