@@ -1,5 +1,6 @@
 //! Runs the face detector on image files, prints what it found and how long it took, and with
-//! `--out DIR` writes each image as a PNG with boxes and keypoints drawn (for eyeballing).
+//! `--out DIR` writes each image as a PNG with boxes and keypoints drawn, and each face's 64x64
+//! classifier crop (for eyeballing).
 //!
 //! `cargo run --release --example detect -- [--out DIR] IMAGE...`
 //!
@@ -61,15 +62,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         if let Some(dir) = &out_dir {
+            let stem = std::path::Path::new(&file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            // The classifier's view of each face (what `align::crop` feeds it).
+            for (i, d) in dets.iter().enumerate() {
+                let crop = agegender::align::crop(&work, d);
+                crop.save(std::path::Path::new(dir).join(format!("{stem}-face{i}.png")))?;
+            }
             let mut canvas = work.into_owned();
             for d in &dets {
                 draw(&mut canvas, d);
             }
-            let name = std::path::Path::new(&file)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "image".into());
-            canvas.save(std::path::Path::new(dir).join(format!("{name}.png")))?;
+            canvas.save(std::path::Path::new(dir).join(format!("{stem}.png")))?;
         }
     }
     Ok(())

@@ -229,3 +229,54 @@ fn rgba_input_is_validated_before_any_work() {
             .is_empty()
     );
 }
+
+/// With the trained classifier in `model/` (written by the trainer), every face in the photos
+/// that is large enough gets a plausible estimate. The photos show teenagers and adults.
+#[test]
+fn real_classifier_estimates_every_large_face() {
+    let Some(root) = data_dir() else { return };
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("model");
+    let Ok(bytes) = std::fs::read(model.join("agegender.onnx")) else {
+        println!("model/agegender.onnx is not there yet: skipping the classifier check");
+        return;
+    };
+    let mut pipeline = Pipeline::new(&bytes).expect("pipeline");
+    if let Ok(card) = std::fs::read_to_string(model.join("agegender.json")) {
+        let cal = agegender::classify::calibration_from_card(&card).expect("model card");
+        pipeline = pipeline.with_calibration(cal);
+    }
+    for (name, faces) in EXPECTED {
+        let img = decode::open(root.join("photos").join(name)).expect("photo");
+        let a = pipeline
+            .analyze(&img, &Options::default())
+            .expect("analyze");
+        assert!(
+            a.faces.len() >= faces.len(),
+            "{name}: {} faces",
+            a.faces.len()
+        );
+        for f in &a.faces {
+            let q = f.quality;
+            match (&f.estimate, q.too_small) {
+                (Some(e), false) => {
+                    println!(
+                        "{name} [{:.0} {:.0}]: age {:.0} ({:.0}-{:.0}), {} {:.2}{}",
+                        f.box_px[0],
+                        f.box_px[1],
+                        e.age,
+                        e.age_low,
+                        e.age_high,
+                        e.gender(),
+                        e.gender_confidence(),
+                        if q.blurry { ", blurry" } else { "" }
+                    );
+                    assert!(e.age.is_finite() && (5.0..90.0).contains(&e.age), "{e:?}");
+                    assert!(e.age_low <= e.age && e.age <= e.age_high);
+                    assert!((0.0..=1.0).contains(&e.p_female));
+                }
+                (None, true) => {}
+                other => panic!("{name}: estimate/too_small mismatch {other:?}"),
+            }
+        }
+    }
+}
