@@ -135,6 +135,36 @@ mod tests {
     }
 
     #[test]
+    fn exif_orientation_is_applied() {
+        use image::ImageEncoder;
+        // 40x20: left half red, right half blue, stored with EXIF orientation 6 ("rotate 90
+        // clockwise to display"), as phones write portrait photos.
+        let img = RgbImage::from_fn(40, 20, |x, _| {
+            if x < 20 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
+        });
+        // Big-endian TIFF header, one IFD entry: Orientation (0x0112), SHORT, 1, value 6.
+        let exif = vec![
+            b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0,
+            0,
+        ];
+        let mut jpeg = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95);
+        enc.set_exif_metadata(exif).unwrap();
+        enc.write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let out = decode_bytes(&jpeg).unwrap();
+        assert_eq!(out.dimensions(), (20, 40));
+        // The left (red) half is now on top.
+        let (top, bottom) = (out.get_pixel(10, 5).0, out.get_pixel(10, 35).0);
+        assert!(top[0] > 200 && top[2] < 60, "{top:?}");
+        assert!(bottom[2] > 200 && bottom[0] < 60, "{bottom:?}");
+    }
+
+    #[test]
     fn png_round_trip_and_downscale() {
         let img = RgbImage::from_fn(300, 120, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut png = Vec::new();

@@ -10,6 +10,9 @@
 //! from the training crops by a median of a few grey levels per pixel (printed as "crop MAD").
 //! `AGEGENDER_CALIB_N` sets the number of crops (default 400).
 
+// Native only: it reads files, and wasm-pack test builds every test for wasm32.
+#![cfg(not(target_arch = "wasm32"))]
+
 use agegender::align;
 use agegender::detect::{DetectOptions, Detector, LEFT_EYE, RIGHT_EYE};
 use agegender::pipeline::sharpness;

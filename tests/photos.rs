@@ -5,6 +5,9 @@
 //!
 //! `AGEGENDER_DATA=/work/shared/data cargo test --test photos -- --nocapture`
 
+// Native only: it reads files, and wasm-pack test builds every test for wasm32.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::path::PathBuf;
 use std::time::Instant;
 
