@@ -6,8 +6,10 @@
 //!
 //! Measured on 400 crops (every 59th file of utkface/ by name), 2026-11-23: all 400 detected;
 //! median eyes [59.4, 61.0] and [137.2, 61.2] (now the template); training-crop sharpness 2nd
-//! percentile 89.6, median 390. With that template, photo-path crops of the padded faces differ
-//! from the training crops by a median of a few grey levels per pixel (printed as "crop MAD").
+//! percentile 89.6, median 390. Rerun on 150 crops with that template: photo-path crops of the
+//! padded faces differ from their training crops by a median 16.4 grey levels per pixel ("crop
+//! MAD"; 40.3 with the guessed template [71, 88] / [129, 88] it replaced). What is left is mostly
+//! UTKFace's own alignment jitter: the eyes' interquartile range is about 5 px of 200.
 //! `AGEGENDER_CALIB_N` sets the number of crops (default 400).
 
 // Native only: it reads files, and wasm-pack test builds every test for wasm32.
@@ -16,8 +18,29 @@
 use agegender::align;
 use agegender::detect::{DetectOptions, Detector, LEFT_EYE, RIGHT_EYE};
 use agegender::pipeline::sharpness;
-use agegender::preprocess::{FRAME_SIZE, aligned_crop_input};
+use agegender::preprocess::{FRAME_SIZE, INPUT_SIZE, Similarity, aligned_crop_input, warp};
 use image::{Rgb, RgbImage, imageops};
+
+/// The template before calibration (a guess), to show what measuring it changed.
+const OLD_TEMPLATE: ([f32; 2], [f32; 2]) = ([71.0, 88.0], [129.0, 88.0]);
+
+/// `Similarity::from_eyes` for an arbitrary template.
+fn similarity_for(t: ([f32; 2], [f32; 2]), left: [f32; 2], right: [f32; 2]) -> Similarity {
+    let k = INPUT_SIZE as f32 / FRAME_SIZE;
+    let (tl, tr) = ([t.0[0] * k, t.0[1] * k], [t.1[0] * k, t.1[1] * k]);
+    let (dx, dy) = (tr[0] - tl[0], tr[1] - tl[1]);
+    let (sx, sy) = (right[0] - left[0], right[1] - left[1]);
+    let den = dx * dx + dy * dy;
+    let (a, b) = ((sx * dx + sy * dy) / den, (sy * dx - sx * dy) / den);
+    let (mu, mv) = ((tl[0] + tr[0]) / 2.0 - 0.5, (tl[1] + tr[1]) / 2.0 - 0.5);
+    let (mx, my) = ((left[0] + right[0]) / 2.0, (left[1] + right[1]) / 2.0);
+    Similarity {
+        a,
+        b,
+        tx: mx - (a * mu - b * mv),
+        ty: my - (b * mu + a * mv),
+    }
+}
 
 fn median(v: &mut [f32]) -> f32 {
     v.sort_by(f32::total_cmp);
@@ -47,7 +70,7 @@ fn measure_template_eyes() {
     let mut eyes: [Vec<f32>; 4] = Default::default();
     let mut sharp = Vec::new();
     let mut missed = 0;
-    let mut mads = Vec::new();
+    let (mut mads, mut mads_old) = (Vec::new(), Vec::new());
     for path in files.iter().step_by(step).take(n) {
         let crop = agegender::decode::open(path).expect("decode");
         let crop = if crop.dimensions() == (200, 200) {
@@ -80,6 +103,21 @@ fn measure_template_eyes() {
             .map(|(a, b)| a.abs_diff(*b) as u64)
             .sum();
         mads.push(diff as f32 / photo.as_raw().len() as f32);
+        // The same with the template that was there before measuring, for comparison.
+        let centre = |p: [f32; 2]| [p[0] - 0.5, p[1] - 0.5];
+        let m_old = similarity_for(
+            OLD_TEMPLATE,
+            centre(d.keypoints[LEFT_EYE]),
+            centre(d.keypoints[RIGHT_EYE]),
+        );
+        let old = warp(&img, &m_old, INPUT_SIZE);
+        let diff: u64 = old
+            .as_raw()
+            .iter()
+            .zip(train.as_raw())
+            .map(|(a, b)| a.abs_diff(*b) as u64)
+            .sum();
+        mads_old.push(diff as f32 / old.as_raw().len() as f32);
         let (l, r) = (d.keypoints[LEFT_EYE], d.keypoints[RIGHT_EYE]);
         let k = FRAME_SIZE / 200.0;
         eyes[0].push((l[0] - off as f32) * k);
@@ -95,8 +133,22 @@ fn measure_template_eyes() {
     };
     println!("detected {found}, missed {missed}");
     println!(
-        "crop MAD (photo path vs training crop, grey levels): median {:.1}",
-        median(&mut mads)
+        "crop MAD (photo path vs training crop, grey levels): median {:.1} (old template {:.1})",
+        median(&mut mads),
+        median(&mut mads_old)
+    );
+    let q = |v: &mut Vec<f32>, f: f32| {
+        v.sort_by(f32::total_cmp);
+        v[((v.len() - 1) as f32 * f) as usize]
+    };
+    println!(
+        "eye spread (25th-75th percentile): left x {:.1}-{:.1} y {:.1}-{:.1}, right x {:.1}-{:.1}",
+        q(&mut eyes[0], 0.25),
+        q(&mut eyes[0], 0.75),
+        q(&mut eyes[1], 0.25),
+        q(&mut eyes[1], 0.75),
+        q(&mut eyes[2], 0.25),
+        q(&mut eyes[2], 0.75)
     );
     println!(
         "median left eye [{:.1}, {:.1}], right eye [{:.1}, {:.1}]",
