@@ -5,6 +5,7 @@
 //! ```sh
 //! AGEGENDER_BLESS=1 cargo test --test golden
 //! ```
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -108,6 +108,10 @@ async function run() {
     await waitForCards(page, expectedCards + 2);
   }
 
+  // Screenshots first, so that a failing check below can be looked at.
+  await page.screenshot({ path: path.join(artifacts, 'results-desktop.png'), fullPage: true });
+  const first = page.locator('.result').first();
+  await first.screenshot({ path: path.join(artifacts, 'result-first.png') });
   const cards = await readCards(page);
   summary.cards = cards.map(({ title, state, faces, ms, summary: s }) => ({ title, state, faces, ms, summary: s }));
 
@@ -152,9 +156,6 @@ async function run() {
   }
   assert.equal(byTitle('generated-gradient.png')[0].faces, 0, 'a gradient has no face');
 
-  await page.screenshot({ path: path.join(artifacts, 'results-desktop.png'), fullPage: true });
-  const first = page.locator('.result').first();
-  await first.screenshot({ path: path.join(artifacts, 'result-first.png') });
 
   // 3. Narrow viewport: the layout stacks and still fits.
   await page.setViewportSize({ width: 390, height: 844 });
