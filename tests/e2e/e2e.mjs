@@ -266,10 +266,10 @@ async function workerProtocolCheck() {
       };
       w.addEventListener('message', on);
     });
-  const bad = next((d) => d.id === 1);
+  const bad = next((d) => d.id === 1 && !d.status);
   w.postMessage({ id: 1, rgba: new ArrayBuffer(5), width: 2, height: 2, options: {} });
   const { error } = await bad;
-  const good = next((d) => d.id === 2);
+  const good = next((d) => d.id === 2 && !d.status);
   const rgba = new Uint8Array(64 * 64 * 4).fill(128);
   w.postMessage({ id: 2, rgba: rgba.buffer, width: 64, height: 64, options: {} }, [rgba.buffer]);
   const { result } = await good;
