@@ -7,14 +7,51 @@ use image::RgbImage;
 use crate::detect::{Detection, LEFT_EYE, RIGHT_EYE};
 use crate::preprocess::{self, INPUT_SIZE, Similarity};
 
+/// Eye distance over box width on frontal faces (BlazeFace boxes; 0.38-0.44 on the sample photos).
+pub const EYE_BOX_RATIO: f32 = 0.41;
+/// Height of the eye line in the box, as a fraction of the box height from its top.
+pub const EYE_LINE_IN_BOX: f32 = 0.30;
+/// Below this fraction of the frontal eye distance, the face is turned too far for the eyes to
+/// give its scale and centre.
+const PROFILE_FRACTION: f32 = 0.6;
+
+/// The eye distance the crop is scaled by: the measured one for faces that look at the camera,
+/// the one a frontal face of the same box size would have for faces turned aside (whose eyes
+/// nearly overlap). The pipeline judges "too small" on this.
+pub fn face_scale(det: &Detection) -> f32 {
+    let frontal = EYE_BOX_RATIO * det.bbox[2];
+    let eyes = det.eye_distance();
+    if eyes >= PROFILE_FRACTION * frontal {
+        eyes
+    } else {
+        frontal
+    }
+}
+
 /// The map from classifier-input pixels to image pixels for this face.
 pub fn similarity(det: &Detection) -> Similarity {
     // Detections use pixel-edge coordinates, `from_eyes` pixel centres.
     let centre = |p: [f32; 2]| [p[0] - 0.5, p[1] - 0.5];
-    Similarity::from_eyes(
+    let (l, r) = (
         centre(det.keypoints[LEFT_EYE]),
         centre(det.keypoints[RIGHT_EYE]),
-    )
+    );
+    let frontal = EYE_BOX_RATIO * det.bbox[2];
+    let eyes = det.eye_distance();
+    if eyes >= PROFILE_FRACTION * frontal {
+        return Similarity::from_eyes(l, r);
+    }
+    // A face turned aside: scale and place it from the box, as if it were frontal, keeping the
+    // eyes' tilt while they are far enough apart to measure it.
+    let angle = if eyes >= 0.3 * frontal {
+        (r[1] - l[1]).atan2(r[0] - l[0])
+    } else {
+        0.0
+    };
+    let [x, y, w, h] = det.bbox;
+    let mid = centre([x + w / 2.0, y + EYE_LINE_IN_BOX * h]);
+    let (hx, hy) = (frontal / 2.0 * angle.cos(), frontal / 2.0 * angle.sin());
+    Similarity::from_eyes([mid[0] - hx, mid[1] - hy], [mid[0] + hx, mid[1] + hy])
 }
 
 /// The `INPUT_SIZE` x `INPUT_SIZE` classifier crop for a detected face.
@@ -31,11 +68,37 @@ mod tests {
         let mut keypoints = [[0.0; 2]; 6];
         keypoints[LEFT_EYE] = l;
         keypoints[RIGHT_EYE] = r;
+        // A box a frontal face with these eyes would have.
+        let w = (r[0] - l[0]).hypot(r[1] - l[1]) / EYE_BOX_RATIO;
+        let (cx, cy) = ((l[0] + r[0]) / 2.0, (l[1] + r[1]) / 2.0);
         Detection {
             score: 1.0,
-            bbox: [0.0; 4],
+            bbox: [cx - w / 2.0, cy - EYE_LINE_IN_BOX * w, w, w],
             keypoints,
         }
+    }
+
+    #[test]
+    fn turned_faces_are_scaled_from_the_box() {
+        // Eyes 4 px apart in a 100 px box (a face in profile): the crop must still cover the
+        // face, not a 10 px patch around the eyes.
+        let mut det = det_with_eyes([300.0, 200.0], [304.0, 200.0]);
+        det.bbox = [250.0, 170.0, 100.0, 100.0];
+        assert!((face_scale(&det) - 41.0).abs() < 1e-4);
+        let m = similarity(&det);
+        let (lu, lv) = template_px(TEMPLATE_LEFT_EYE);
+        let (ru, rv) = template_px(TEMPLATE_RIGHT_EYE);
+        let out = (ru - lu).hypot(rv - lv);
+        assert!((m.scale() - 41.0 / out).abs() < 1e-3, "{}", m.scale());
+        // The crop's eye line is at the box's eye height, centred on the box.
+        let (x, y) = m.apply((lu + ru) / 2.0, (lv + rv) / 2.0);
+        assert!(
+            (x - 299.5).abs() < 1e-2 && (y - 199.5).abs() < 1e-2,
+            "{x} {y}"
+        );
+        // A frontal face keeps its measured eyes.
+        let frontal = det_with_eyes([300.0, 200.0], [341.0, 200.0]);
+        assert!((face_scale(&frontal) - 41.0).abs() < 1e-3);
     }
 
     /// Output pixel (centre) where the template puts an eye.

@@ -34,7 +34,7 @@ pub struct Face {
 /// Why an estimate may be unreliable.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Quality {
-    /// Eyes closer than `Options::min_eye_distance` pixels: too few pixels for an estimate.
+    /// Face smaller than `Options::min_eye_distance` (see there): too few pixels for an estimate.
     pub too_small: bool,
     /// Crop sharpness below `Options::min_sharpness`.
     pub blurry: bool,
