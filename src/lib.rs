@@ -17,5 +17,6 @@ pub use error::{Error, Result};
 pub use pipeline::{Options, Pipeline};
 pub use results::{Analysis, Face, Quality};
 
+pub mod embedded;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

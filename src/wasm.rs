@@ -13,6 +13,7 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::embedded;
 use crate::estimate::Calibration;
 use crate::pipeline::{Options, Pipeline};
 
@@ -30,7 +31,7 @@ impl Analyzer {
         #[cfg(feature = "console_error_panic_hook")]
         console_error_panic_hook::set_once();
         Ok(Analyzer {
-            pipeline: embedded_pipeline()?,
+            pipeline: embedded::pipeline()?,
         })
     }
 
@@ -75,7 +76,7 @@ struct ModelInfo {
     version: &'static str,
     detector: &'static str,
     detector_input: u32,
-    classifier: Option<&'static str>,
+    classifier: Option<String>,
     calibration: Option<Calibration>,
 }
 
@@ -85,15 +86,12 @@ impl ModelInfo {
             version: env!("CARGO_PKG_VERSION"),
             detector: "MediaPipe BlazeFace (back camera)",
             detector_input: pipeline.detector().input_size(),
-            classifier: pipeline.classifier().map(|_| "agegender CNN (UTKFace)"),
+            classifier: pipeline
+                .classifier()
+                .map(|_| embedded::classifier_name().unwrap_or_else(|| "agegender".into())),
             calibration: pipeline.classifier().map(|c| c.calibration()),
         }
     }
-}
-
-/// The pipeline with the models compiled into the module.
-fn embedded_pipeline() -> crate::Result<Pipeline> {
-    Pipeline::detector_only()
 }
 
 /// Plain JS objects and arrays, `null` for `None` (not `Map`s or `undefined`).

@@ -9,13 +9,13 @@
 
 mod common;
 
-use agegender::{Options, Pipeline};
+use agegender::{Options, embedded};
 use serde_json::{Value, json};
 
 #[test]
 fn synthetic_scene_matches_the_golden() {
     // The same models as the page's `Analyzer` (src/wasm.rs).
-    let pipeline = Pipeline::detector_only().expect("embedded models load");
+    let pipeline = embedded::pipeline().expect("embedded models load");
     let analysis = pipeline
         .analyze(&common::synthetic_scene(), &Options::default())
         .expect("analysis");
@@ -30,7 +30,7 @@ fn synthetic_scene_matches_the_golden() {
             "about": "Native analysis of tests/common::synthetic_scene() with default Options; \
                       tests/web.rs checks the wasm build against it. \
                       Regenerate: AGEGENDER_BLESS=1 cargo test --test golden",
-            "classifier": pipeline.classifier().is_some(),
+            "classifier": embedded::classifier_name(),
             "analysis": got,
         });
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(common::GOLDEN_PATH);

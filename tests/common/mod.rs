@@ -109,7 +109,9 @@ fn diff(got: &Value, expected: &Value, path: &str, out: &mut Vec<String>) {
                 e.as_f64().unwrap_or(f64::NAN),
             );
             let tol = tolerance(path, e);
-            if !((g - e).abs() <= tol) {
+            // Written so that NaN on either side counts as a difference.
+            let close = (g - e).abs() <= tol;
+            if !close {
                 out.push(format!(
                     "{path}: got {g}, expected {e} (tolerance {tol:.4})"
                 ));

@@ -1,0 +1,53 @@
+//! The models compiled into the library: the BlazeFace detector always, the age/gender classifier
+//! and its model card when `model/agegender.onnx` and `model/agegender.json` were present at build
+//! time (see `build.rs`). The page (`src/wasm.rs`) and the native golden test use [`pipeline`], so
+//! both run exactly the same models.
+
+use crate::classify::calibration_from_card;
+use crate::error::Result;
+use crate::pipeline::Pipeline;
+
+/// The classifier ONNX, when shipped.
+#[cfg(agegender_classifier)]
+pub const CLASSIFIER: Option<&[u8]> = Some(include_bytes!("../model/agegender.onnx"));
+#[cfg(not(agegender_classifier))]
+pub const CLASSIFIER: Option<&[u8]> = None;
+
+/// The classifier's model card (JSON: name, calibration, metrics...), when shipped.
+#[cfg(agegender_classifier)]
+pub const CARD: Option<&str> = Some(include_str!("../model/agegender.json"));
+#[cfg(not(agegender_classifier))]
+pub const CARD: Option<&str> = None;
+
+/// Detector and, when embedded, the classifier calibrated from its card; otherwise detection
+/// only (faces come back with `estimate: None`).
+pub fn pipeline() -> Result<Pipeline> {
+    match (CLASSIFIER, CARD) {
+        (Some(model), Some(card)) => {
+            Ok(Pipeline::new(model)?.with_calibration(calibration_from_card(card)?))
+        }
+        _ => Pipeline::detector_only(),
+    }
+}
+
+/// The classifier's name from its card, when embedded.
+pub fn classifier_name() -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Card {
+        name: String,
+    }
+    CARD.and_then(|card| serde_json::from_str::<Card>(card).ok())
+        .map(|c| c.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_models_load_together() {
+        let pipeline = pipeline().expect("embedded models load");
+        assert_eq!(pipeline.classifier().is_some(), CLASSIFIER.is_some());
+        assert_eq!(classifier_name().is_some(), CARD.is_some());
+    }
+}
