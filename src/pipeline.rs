@@ -221,6 +221,8 @@ mod tests {
         assert!(f.quality.cut_off && !f.quality.blurry && f.estimate.is_none());
     }
 
+    // Reads a photo file: native only (wasm-pack test builds the unit tests for wasm32).
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn toy_classifier_fills_estimates_on_a_photo() {
         let Some(root) = std::env::var_os("AGEGENDER_DATA") else {
