@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Benchmarks agegender against onnxruntime-web, face-api.js, native tract and PyTorch, side by side
+# in one run, and writes BENCHMARKS.md. Never a CI test: the machine's noise makes timings flaky.
+#
+#   ./bench/run.sh            the full run (tens of minutes on a busy 2-core machine)
+#   ./bench/run.sh --quick    a smoke run: every measure a couple of times, same report
+#
+# Environment: AGEGENDER_DATA (default /work/shared/data; photos/ and utkface/ are used),
+# CHROMIUM (default /usr/bin/chromium), BENCH_SKIP (comma list of: browser,native,trainer,torch).
+# Everything it runs is niced (nice -n 10): a training run on the same machine keeps priority.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+say() { printf '\n==> %s\n' "$*" >&2; }
+NICE="nice -n 10"
+
+# The page's module, built by the project's own build when it is missing.
+if [ ! -f www/pkg/agegender_bg.wasm ]; then
+    say "www/pkg missing: ./build.sh"
+    $NICE ./build.sh
+fi
+
+# npm packages, exactly as locked (playwright-core drives Debian's chromium; no browser download).
+if [ ! -d bench/node_modules ] || [ bench/package-lock.json -nt bench/node_modules ]; then
+    say "npm ci (bench)"
+    (cd bench && $NICE npm ci --no-audit --no-fund)
+    touch bench/node_modules
+fi
+
+# tractbench: the same agegender code, native and wasm32 (+simd128 from .cargo/config.toml).
+export CARGO_TARGET_DIR="$ROOT/bench/target"
+say "cargo build tractbench (native, release)"
+(cd bench/tractbench && $NICE cargo build --release --quiet)
+say "cargo build tractbench (wasm32, release) + wasm-bindgen"
+(cd bench/tractbench && $NICE cargo build --release --quiet --lib --target wasm32-unknown-unknown)
+$NICE wasm-bindgen --target web --no-typescript --out-dir bench/target/pkg \
+    bench/target/wasm32-unknown-unknown/release/tractbench.wasm
+unset CARGO_TARGET_DIR
+
+# PyTorch for the trainer comparison, from PyPI, in bench/.venv (skipped if it cannot be had).
+if [[ ",${BENCH_SKIP:-}," != *,torch,* ]] && [ ! -x bench/.venv/bin/python ]; then
+    say "python venv + torch (PyPI)"
+    if $NICE python3 -m venv bench/.venv \
+        && $NICE bench/.venv/bin/pip install --quiet --progress-bar off torch numpy pillow; then :; else
+        echo "torch install failed: the PyTorch comparison is skipped" >&2
+        rm -rf bench/.venv
+    fi
+fi
+
+say "benchmarks"
+exec $NICE node bench/run.mjs "$@"

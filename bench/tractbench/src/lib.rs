@@ -1,0 +1,228 @@
+//! The models and the pipeline stages that the benchmarks time, in wasm (through the exports in
+//! [`wasm`]) and natively (`src/main.rs`). Every call does one unit of work and returns something
+//! derived from the output, so nothing is optimised away; the callers time it.
+
+use std::sync::Arc;
+
+use agegender::decode::{WORK_SIDE, fit_within};
+use agegender::{Classifier, DetectOptions, Detector, Options, Pipeline};
+use image::RgbImage;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+pub const DETECTOR: &[u8] = include_bytes!("../../../model/face_detection_back_256x256_barracuda.onnx");
+
+type Plan = Arc<TypedRunnableModel>;
+
+pub struct Bench {
+    detector: Detector,
+    raw_detector: Plan,
+    classifier: Option<Classifier>,
+    pipeline: Pipeline,
+    /// Raw classifier plans by batch size.
+    raw_classifier: Vec<(usize, Plan)>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Bench {
+    /// `classifier`: the ONNX bytes of model/agegender.onnx, or empty for a detector-only run.
+    pub fn new(classifier: &[u8]) -> Result<Self, String> {
+        let detector = Detector::from_bytes(DETECTOR).map_err(err)?;
+        let raw_detector = load_detector(DETECTOR)?;
+        let (classifier, pipeline, raw_classifier) = if classifier.is_empty() {
+            (None, Pipeline::detector_only().map_err(err)?, Vec::new())
+        } else {
+            let raw = [1usize, 8]
+                .iter()
+                .map(|&n| load_classifier(classifier, n).map(|p| (n, p)))
+                .collect::<Result<Vec<_>, _>>()?;
+            (
+                Some(Classifier::from_bytes(classifier).map_err(err)?),
+                Pipeline::with_models(DETECTOR, classifier).map_err(err)?,
+                raw,
+            )
+        };
+        Ok(Self {
+            detector,
+            raw_detector,
+            classifier,
+            pipeline,
+            raw_classifier,
+        })
+    }
+
+    pub fn has_classifier(&self) -> bool {
+        self.classifier.is_some()
+    }
+
+    /// One run of the bare detector model on a [1, 256, 256, 3] input.
+    pub fn raw_detector(&self, input: &[f32]) -> Result<f32, String> {
+        let t = Tensor::from_shape(&[1, 256, 256, 3], input).map_err(err)?;
+        checksum(self.raw_detector.run(tvec![t.into()]).map_err(err)?)
+    }
+
+    /// One run of the bare classifier model on [n, 3, 64, 64] (n = 1 or 8).
+    pub fn raw_classifier(&self, n: usize, input: &[f32]) -> Result<f32, String> {
+        let plan = &self
+            .raw_classifier
+            .iter()
+            .find(|(b, _)| *b == n)
+            .ok_or("no classifier at that batch size")?
+            .1;
+        let t = Tensor::from_shape(&[n, 3, 64, 64], input).map_err(err)?;
+        checksum(plan.run(tvec![t.into()]).map_err(err)?)
+    }
+
+    /// The pipeline's detection stage on one image (pyramid, tiles, second look, NMS), as
+    /// `Pipeline::analyze` runs it. Returns the number of faces.
+    pub fn detect(&self, img: &RgbImage) -> Result<usize, String> {
+        let (work, _) = fit_within(img, WORK_SIDE);
+        Ok(self
+            .detector
+            .detect(&work, &DetectOptions::default())
+            .map_err(err)?
+            .len())
+    }
+
+    /// The pipeline's classification stage on `n` aligned 64x64 crops (preprocessing included).
+    pub fn classify(&self, crops: &[RgbImage]) -> Result<usize, String> {
+        let c = self.classifier.as_ref().ok_or("no classifier")?;
+        Ok(c.classify(crops).map_err(err)?.len())
+    }
+
+    /// The whole pipeline on one image. Returns the number of faces.
+    pub fn analyze(&self, img: &RgbImage) -> Result<usize, String> {
+        Ok(self
+            .pipeline
+            .analyze(img, &Options::default())
+            .map_err(err)?
+            .faces
+            .len())
+    }
+}
+
+/// Deterministic face-sized crops with some texture (the cost does not depend on the content).
+pub fn crops(n: usize) -> Vec<RgbImage> {
+    (0..n)
+        .map(|k| {
+            RgbImage::from_fn(64, 64, |x, y| {
+                let v = ((x * 7 + y * 13 + k as u32 * 31) % 256) as u8;
+                image::Rgb([v, v.wrapping_add(60), v.wrapping_add(120)])
+            })
+        })
+        .collect()
+}
+
+/// Deterministic inputs in [-1, 1].
+pub fn input(len: usize) -> Vec<f32> {
+    (0..len).map(|i| ((i * 37 % 201) as f32 / 100.0) - 1.0).collect()
+}
+
+fn checksum(out: TVec<TValue>) -> Result<f32, String> {
+    let mut s = 0.0;
+    for t in out {
+        let v = t.as_slice::<f32>().map_err(err)?;
+        s += v.first().copied().unwrap_or(0.0);
+    }
+    Ok(s)
+}
+
+fn load_classifier(bytes: &[u8], n: usize) -> Result<Plan, String> {
+    let onnx = tract_onnx::onnx();
+    onnx.model_for_read(&mut &bytes[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, 64, 64]).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(err)
+}
+
+/// As agegender's detector loader: ConstantOfShape without a value gets an explicit f32 zero.
+fn load_detector(bytes: &[u8]) -> Result<Plan, String> {
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(err)?;
+    if let Some(graph) = proto.graph.as_mut() {
+        for node in graph.node.iter_mut() {
+            if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value")
+            {
+                node.attribute.push(pb::AttributeProto {
+                    name: "value".into(),
+                    r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+                    t: Some(pb::TensorProto {
+                        dims: vec![1],
+                        data_type: pb::tensor_proto::DataType::Float as i32,
+                        float_data: vec![0.0],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    onnx.model_for_proto_model(&proto)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(err)
+}
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm {
+    use super::*;
+    use wasm_bindgen::prelude::*;
+
+    fn js(e: String) -> JsError {
+        JsError::new(&e)
+    }
+
+    fn rgb(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, JsError> {
+        agegender::decode::rgba_to_rgb(rgba, width, height).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    #[wasm_bindgen]
+    pub struct TractBench {
+        inner: Bench,
+        crops: Vec<RgbImage>,
+        images: Vec<RgbImage>,
+    }
+
+    #[wasm_bindgen]
+    impl TractBench {
+        #[wasm_bindgen(constructor)]
+        pub fn new(classifier: &[u8]) -> Result<TractBench, JsError> {
+            Ok(TractBench {
+                inner: Bench::new(classifier).map_err(js)?,
+                crops: crops(8),
+                images: Vec::new(),
+            })
+        }
+        #[wasm_bindgen(js_name = hasClassifier)]
+        pub fn has_classifier(&self) -> bool {
+            self.inner.has_classifier()
+        }
+        #[wasm_bindgen(js_name = rawDetector)]
+        pub fn raw_detector(&self, input: &[f32]) -> Result<f32, JsError> {
+            self.inner.raw_detector(input).map_err(js)
+        }
+        #[wasm_bindgen(js_name = rawClassifier)]
+        pub fn raw_classifier(&self, n: usize, input: &[f32]) -> Result<f32, JsError> {
+            self.inner.raw_classifier(n, input).map_err(js)
+        }
+        /// Stores an image (RGBA) for the stage timings; returns its index.
+        #[wasm_bindgen(js_name = addImage)]
+        pub fn add_image(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<usize, JsError> {
+            self.images.push(rgb(rgba, width, height)?);
+            Ok(self.images.len() - 1)
+        }
+        pub fn detect(&self, image: usize) -> Result<usize, JsError> {
+            self.inner.detect(&self.images[image]).map_err(js)
+        }
+        pub fn analyze(&self, image: usize) -> Result<usize, JsError> {
+            self.inner.analyze(&self.images[image]).map_err(js)
+        }
+        pub fn classify(&self, n: usize) -> Result<usize, JsError> {
+            self.inner.classify(&self.crops[..n]).map_err(js)
+        }
+    }
+}
