@@ -29,7 +29,8 @@ const ROUNDS = quick
   ? { models: 3, images: 2, cold: 1, native: 3, epochs: 1 }
   : { models: 30, images: 9, cold: 3, native: 15, epochs: 2 };
 const SIZES = quick ? ['640x480', '1920x1080'] : ['640x480', '1280x720', '1920x1080', '4032x3024'];
-const classifierFile = path.join(root, 'model/agegender.onnx');
+// AGEGENDER_CLASSIFIER swaps in another classifier file (served as /model/agegender.onnx).
+const classifierFile = process.env.AGEGENDER_CLASSIFIER || path.join(root, 'model/agegender.onnx');
 const hasClassifier = fs.existsSync(classifierFile) && fs.statSync(classifierFile).size > 0;
 const photosDir = path.join(data, 'photos');
 const photos = fs.existsSync(photosDir)
@@ -64,7 +65,7 @@ const MIME = {
 };
 const mounts = [
   ['/bench-page/', path.join(benchDir, 'page')],
-  ['/tb/', path.join(benchDir, 'target/pkg')],
+  ['/tb/', path.join(benchDir, 'target-wasm/pkg')],
   ['/node_modules/', path.join(benchDir, 'node_modules')],
   ['/model/', path.join(root, 'model')],
   ['/photos/', photosDir],
@@ -81,8 +82,8 @@ function gzipSize(file) {
 const server = http.createServer((req, res) => {
   const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
   const [prefix, dir] = mounts.find(([p]) => url.startsWith(p));
-  let file = path.join(dir, url.slice(prefix.length));
-  if (!file.startsWith(dir)) return res.writeHead(403).end();
+  let file = url === '/model/agegender.onnx' ? classifierFile : path.join(dir, url.slice(prefix.length));
+  if (!file.startsWith(dir) && file !== classifierFile) return res.writeHead(403).end();
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
   if (!fs.existsSync(file)) return res.writeHead(404).end();
   const body = fs.readFileSync(file);
@@ -115,7 +116,7 @@ const results = {
   quick,
   machine: machine(),
   versions: versions(),
-  classifier: hasClassifier ? { file: 'model/agegender.onnx', bytes: fs.statSync(classifierFile).size } : null,
+  classifier: hasClassifier ? { file: path.relative(root, classifierFile), bytes: fs.statSync(classifierFile).size } : null,
   photos,
   sizes: SIZES,
   rounds: ROUNDS,
@@ -345,7 +346,11 @@ function report(R) {
   p(`- onnxruntime-web ${v.onnxruntimeWebPackage} (wasm backend, SIMD build, 1 thread, graph optimisation "all")`);
   p(`- face-api.js: @vladmandic/face-api ${v.faceapi ?? v.faceapiPackage}; TinyFaceDetector (input 416) + AgeGenderNet`);
   p(`- PyTorch ${v.torch ?? 'n/a'} (CPU)`);
-  p(`- classifier: ${R.classifier ? `model/agegender.onnx, ${kb(R.classifier.bytes)}` : '**model/agegender.onnx missing: classifier measures skipped**'}`);
+  p(`- classifier: ${R.classifier ? `\`${R.classifier.file}\`, ${kb(R.classifier.bytes)}` : '**model/agegender.onnx missing: classifier measures skipped**'}`);
+  if (R.setup) {
+    const info = R.setup.ours.shippedInfo;
+    p(`- shipped module (\`www/pkg\`): ${info.classifier ? `classifier embedded (${info.classifier})` : '**detector only: the shipped module has no classifier embedded, so "ours pipeline" below excludes classification**'}; tractbench loads ${R.classifier ? 'the classifier above' : 'no classifier'}`);
+  }
   p(`- photos: ${R.photos.length ? R.photos.join(', ') : 'none'}; generated: ${R.photos.length ? R.sizes.join(', ') : 'none'} (the first photo scaled)`);
   p(`- rounds: ${JSON.stringify(R.rounds)}`);
   p();

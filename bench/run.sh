@@ -28,14 +28,14 @@ if [ ! -d bench/node_modules ] || [ bench/package-lock.json -nt bench/node_modul
 fi
 
 # tractbench: the same agegender code, native and wasm32 (+simd128 from .cargo/config.toml).
-export CARGO_TARGET_DIR="$ROOT/bench/target"
+# Separate target folders for the two, so that they never wait on each other's lock.
 say "cargo build tractbench (native, release)"
-(cd bench/tractbench && $NICE cargo build --release --quiet)
+(cd bench/tractbench && $NICE cargo build --release --quiet --bin tractbench --target-dir ../target)
 say "cargo build tractbench (wasm32, release) + wasm-bindgen"
-(cd bench/tractbench && $NICE cargo build --release --quiet --lib --target wasm32-unknown-unknown)
-$NICE wasm-bindgen --target web --no-typescript --out-dir bench/target/pkg \
-    bench/target/wasm32-unknown-unknown/release/tractbench.wasm
-unset CARGO_TARGET_DIR
+(cd bench/tractbench && $NICE cargo build --release --quiet --lib --target wasm32-unknown-unknown \
+    --target-dir ../target-wasm)
+$NICE wasm-bindgen --target web --no-typescript --out-dir bench/target-wasm/pkg \
+    bench/target-wasm/wasm32-unknown-unknown/release/tractbench.wasm
 
 # PyTorch for the trainer comparison, from PyPI, in bench/.venv (skipped if it cannot be had).
 if [[ ",${BENCH_SKIP:-}," != *,torch,* ]] && [ ! -x bench/.venv/bin/python ]; then

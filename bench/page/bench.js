@@ -75,6 +75,7 @@ async function setupOrt(hasClassifierFile) {
   ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.proxy = false;
+  ort.env.logLevel = 'error';
   const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
   state.ort = ort;
   state.ortDet = await ort.InferenceSession.create(await fetchBytes('/model/face_detection_back_256x256_barracuda.onnx'), opts);
