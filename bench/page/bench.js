@@ -76,7 +76,7 @@ async function setupOrt(hasClassifierFile) {
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.proxy = false;
   ort.env.logLevel = 'error';
-  const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
+  const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
   state.ort = ort;
   state.ortDet = await ort.InferenceSession.create(await fetchBytes('/model/face_detection_back_256x256_barracuda.onnx'), opts);
   if (hasClassifierFile) {
@@ -116,21 +116,21 @@ function input(len) {
 function modelMeasures() {
   const m = {};
   const det = input(256 * 256 * 3);
-  m['tract detector model'] = () => state.tract.rawDetector(det);
+  if (state.tract) m['tract detector model'] = () => state.tract.rawDetector(det);
   if (state.ortDet) {
     const t = new state.ort.Tensor('float32', det, [1, 256, 256, 3]);
     const name = state.ortDet.inputNames[0];
     m['ort detector model'] = () => state.ortDet.run({ [name]: t });
   }
-  if (state.tract.hasClassifier()) {
-    for (const n of [1, 8]) {
-      const x = input(n * 3 * 64 * 64);
+  for (const n of [1, 8]) {
+    const x = input(n * 3 * 64 * 64);
+    if (state.tract?.hasClassifier()) {
       m[`tract classifier model b${n}`] = () => state.tract.rawClassifier(n, x);
       m[`ours classify stage b${n}`] = () => state.tract.classify(n);
-      if (state.ortCls) {
+    }
+    if (state.ortCls) {
         const t = new state.ort.Tensor('float32', x, [n, 3, 64, 64]);
-        m[`ort classifier model b${n}`] = () => state.ortCls.run({ input: t });
-      }
+      m[`ort classifier model b${n}`] = () => state.ortCls.run({ input: t });
     }
   }
   if (state.faceapi) {
@@ -144,10 +144,9 @@ function modelMeasures() {
 /** Per-image measures for image i. */
 function imageMeasures(i) {
   const img = state.images[i];
-  const m = {
-    'ours detect': () => state.tract.detect(img.tb),
-    'ours pipeline': () => state.analyzer.analyze(img.rgba, img.width, img.height, {}),
-  };
+  const m = {};
+  if (state.tract) m['ours detect'] = () => state.tract.detect(img.tb);
+  if (state.analyzer) m['ours pipeline'] = () => state.analyzer.analyze(img.rgba, img.width, img.height, {});
   if (state.faceapi) {
     const fa = state.faceapi;
     m['face-api detect'] = () => fa.detectAllFaces(img.canvas, state.faOpts);
@@ -177,7 +176,7 @@ async function faceCounts() {
   return Promise.all(
     state.images.map(async (img) => ({
       name: img.name,
-      ours: state.analyzer.analyze(img.rgba, img.width, img.height, {}).faces.length,
+      ours: state.analyzer?.analyze(img.rgba, img.width, img.height, {}).faces.length ?? null,
       faceapi: state.faceapi ? (await state.faceapi.detectAllFaces(img.canvas, state.faOpts)).length : null,
     })),
   );
@@ -205,6 +204,7 @@ window.bench = {
   runModels: (rounds) => runRounds(modelMeasures(), rounds),
   runImage: (i, rounds) => runRounds(imageMeasures(i), rounds),
   ua: () => navigator.userAgent,
+  state, // for debugging from the console
 };
 document.getElementById('status').textContent = 'ready';
 document.body.dataset.ready = 'true';
