@@ -27,7 +27,7 @@ const CHROMIUM_ARGS = [
 // Rounds: model-level measures are cheap, per-image ones are not.
 const ROUNDS = quick
   ? { models: 3, images: 2, cold: 1, native: 3, epochs: 1 }
-  : { models: 30, images: 9, cold: 3, native: 15, epochs: 2 };
+  : { models: 30, images: 7, cold: 3, native: 10, epochs: 2 };
 const SIZES = quick ? ['640x480', '1920x1080'] : ['640x480', '1280x720', '1920x1080', '4032x3024'];
 // AGEGENDER_CLASSIFIER swaps in another classifier file (served as /model/agegender.onnx).
 const classifierFile = process.env.AGEGENDER_CLASSIFIER || path.join(root, 'model/agegender.onnx');

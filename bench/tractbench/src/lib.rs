@@ -124,7 +124,10 @@ pub fn input(len: usize) -> Vec<f32> {
 fn checksum(out: TVec<TValue>) -> Result<f32, String> {
     let mut s = 0.0;
     for t in out {
-        let v = t.as_slice::<f32>().map_err(err)?;
+        let v = t
+            .try_as_plain_ram()
+            .and_then(|p| p.as_slice::<f32>())
+            .map_err(err)?;
         s += v.first().copied().unwrap_or(0.0);
     }
     Ok(s)
