@@ -109,11 +109,36 @@ pub fn warp(src: &RgbImage, m: &Similarity, size: u32) -> RgbImage {
     if scale > 1.5 {
         // Bounding box of the output square in source coordinates, with a small margin.
         let n = size as f32;
-        let corners = [m.apply(-1.0, -1.0), m.apply(n, -1.0), m.apply(-1.0, n), m.apply(n, n)];
-        let x0 = corners.iter().map(|c| c.0).fold(f32::INFINITY, f32::min).floor().max(0.0);
-        let y0 = corners.iter().map(|c| c.1).fold(f32::INFINITY, f32::min).floor().max(0.0);
-        let x1 = corners.iter().map(|c| c.0).fold(f32::NEG_INFINITY, f32::max).ceil().min(w as f32);
-        let y1 = corners.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max).ceil().min(h as f32);
+        let corners = [
+            m.apply(-1.0, -1.0),
+            m.apply(n, -1.0),
+            m.apply(-1.0, n),
+            m.apply(n, n),
+        ];
+        let x0 = corners
+            .iter()
+            .map(|c| c.0)
+            .fold(f32::INFINITY, f32::min)
+            .floor()
+            .max(0.0);
+        let y0 = corners
+            .iter()
+            .map(|c| c.1)
+            .fold(f32::INFINITY, f32::min)
+            .floor()
+            .max(0.0);
+        let x1 = corners
+            .iter()
+            .map(|c| c.0)
+            .fold(f32::NEG_INFINITY, f32::max)
+            .ceil()
+            .min(w as f32);
+        let y1 = corners
+            .iter()
+            .map(|c| c.1)
+            .fold(f32::NEG_INFINITY, f32::max)
+            .ceil()
+            .min(h as f32);
         if x1 - x0 >= 2.0 && y1 - y0 >= 2.0 {
             let (cw, ch) = ((x1 - x0) as u32, (y1 - y0) as u32);
             let (rw, rh) = (
@@ -183,6 +208,32 @@ pub fn aligned_crop_input(img: &RgbImage) -> RgbImage {
     warp(img, &Similarity::whole_frame(side), INPUT_SIZE)
 }
 
+/// A deterministic synthetic `INPUT_SIZE` crop (a face-like pattern: skin-toned oval, dark eyes
+/// and mouth, textured background), for golden input/output pairs shipped with each model.
+pub fn golden_pattern(variant: u32) -> RgbImage {
+    let v = variant as f32;
+    let n = INPUT_SIZE as f32;
+    RgbImage::from_fn(INPUT_SIZE, INPUT_SIZE, |x, y| {
+        let (u, w) = (x as f32 / n - 0.5, y as f32 / n - 0.5);
+        let face = (u / 0.33).powi(2) + (w / 0.42).powi(2) < 1.0;
+        let eye = ((u.abs() - 0.14).powi(2) + (w + 0.08).powi(2)) < 0.003;
+        let mouth = u.abs() < 0.12 && (w - 0.2).abs() < 0.02;
+        let texture = ((x as f32 * (0.3 + 0.1 * v)).sin() * (y as f32 * 0.2).cos() * 30.0) as i32;
+        let base: [i32; 3] = if eye || mouth {
+            [40, 30, 30]
+        } else if face {
+            [
+                200 - 20 * variant as i32,
+                160 - 15 * variant as i32,
+                130 - 10 * variant as i32,
+            ]
+        } else {
+            [60 + texture, 90 + texture, 120 + 20 * variant as i32]
+        };
+        image::Rgb(base.map(|c| c.clamp(0, 255) as u8))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,10 +243,22 @@ mod tests {
         let (l, r) = ([300.0, 420.0], [380.0, 400.0]);
         let m = Similarity::from_eyes(l, r);
         let k = INPUT_SIZE as f32 / FRAME_SIZE;
-        let (x, y) = m.apply(TEMPLATE_LEFT_EYE[0] * k - 0.5, TEMPLATE_LEFT_EYE[1] * k - 0.5);
-        assert!((x - l[0]).abs() < 1e-3 && (y - l[1]).abs() < 1e-3, "{x} {y}");
-        let (x, y) = m.apply(TEMPLATE_RIGHT_EYE[0] * k - 0.5, TEMPLATE_RIGHT_EYE[1] * k - 0.5);
-        assert!((x - r[0]).abs() < 1e-3 && (y - r[1]).abs() < 1e-3, "{x} {y}");
+        let (x, y) = m.apply(
+            TEMPLATE_LEFT_EYE[0] * k - 0.5,
+            TEMPLATE_LEFT_EYE[1] * k - 0.5,
+        );
+        assert!(
+            (x - l[0]).abs() < 1e-3 && (y - l[1]).abs() < 1e-3,
+            "{x} {y}"
+        );
+        let (x, y) = m.apply(
+            TEMPLATE_RIGHT_EYE[0] * k - 0.5,
+            TEMPLATE_RIGHT_EYE[1] * k - 0.5,
+        );
+        assert!(
+            (x - r[0]).abs() < 1e-3 && (y - r[1]).abs() < 1e-3,
+            "{x} {y}"
+        );
     }
 
     #[test]
@@ -222,9 +285,15 @@ mod tests {
     #[test]
     fn warp_handles_degenerate_sources() {
         let img = RgbImage::new(1, 1);
-        assert_eq!(warp(&img, &Similarity::whole_frame(1.0), 8).dimensions(), (8, 8));
+        assert_eq!(
+            warp(&img, &Similarity::whole_frame(1.0), 8).dimensions(),
+            (8, 8)
+        );
         let empty = RgbImage::new(0, 0);
-        assert_eq!(warp(&empty, &Similarity::whole_frame(1.0), 8).dimensions(), (8, 8));
+        assert_eq!(
+            warp(&empty, &Similarity::whole_frame(1.0), 8).dimensions(),
+            (8, 8)
+        );
     }
 
     #[test]

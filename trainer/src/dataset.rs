@@ -134,7 +134,10 @@ impl LoadReport {
 }
 
 fn decode_file(path: &Path) -> Option<RgbImage> {
-    let mut reader = image::ImageReader::open(path).ok()?.with_guessed_format().ok()?;
+    let mut reader = image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -144,7 +147,10 @@ fn decode_file(path: &Path) -> Option<RgbImage> {
 }
 
 /// Loads every image in a UTKFace-style folder (labels in the file names).
-pub fn load_utk_dir(dir: &Path, limit: Option<usize>) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
+pub fn load_utk_dir(
+    dir: &Path,
+    limit: Option<usize>,
+) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
     let io = |source| DatasetError::Io {
         path: dir.to_path_buf(),
         source,
@@ -166,12 +172,18 @@ pub fn load_utk_dir(dir: &Path, limit: Option<usize>) -> Result<(Vec<Sample>, Lo
         seen: names.len(),
         ..Default::default()
     };
-    let parsed: Vec<(String, Result<Label, NameError>)> =
-        names.into_iter().map(|n| (n.clone(), parse_utk_name(&n))).collect();
+    let parsed: Vec<(String, Result<Label, NameError>)> = names
+        .into_iter()
+        .map(|n| (n.clone(), parse_utk_name(&n)))
+        .collect();
     let decoded: Vec<(String, Result<Label, NameError>, Option<RgbImage>)> = parsed
         .into_par_iter()
         .map(|(n, l)| {
-            let img = if l.is_ok() { decode_file(&dir.join(&n)) } else { None };
+            let img = if l.is_ok() {
+                decode_file(&dir.join(&n))
+            } else {
+                None
+            };
             (n, l, img)
         })
         .collect();
@@ -199,7 +211,11 @@ pub fn load_utk_dir(dir: &Path, limit: Option<usize>) -> Result<(Vec<Sample>, Lo
     Ok((samples, report))
 }
 
-fn column(headers: &csv::StringRecord, path: &Path, name: &'static str) -> Result<usize, DatasetError> {
+fn column(
+    headers: &csv::StringRecord,
+    path: &Path,
+    name: &'static str,
+) -> Result<usize, DatasetError> {
     headers
         .iter()
         .position(|h| h.trim().eq_ignore_ascii_case(name))
@@ -248,16 +264,22 @@ pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetE
             _ => None,
         };
         let race = get(ce).parse::<u8>().ok().filter(|&r| r <= 4);
-        let pixels: Option<Vec<u8>> = get(cp).split_whitespace().map(|p| p.parse::<u8>().ok()).collect();
+        let pixels: Option<Vec<u8>> = get(cp)
+            .split_whitespace()
+            .map(|p| p.parse::<u8>().ok())
+            .collect();
         let (Some(age), Some(gender), Some(pixels)) = (age, gender, pixels) else {
-            report.bad_rows.push(format!("row {row}: bad age, gender or pixel value"));
+            report
+                .bad_rows
+                .push(format!("row {row}: bad age, gender or pixel value"));
             continue;
         };
         let side = (pixels.len() as f64).sqrt() as u32;
         if side < 8 || (side * side) as usize != pixels.len() {
-            report
-                .bad_rows
-                .push(format!("row {row}: {} pixels is not a square image", pixels.len()));
+            report.bad_rows.push(format!(
+                "row {row}: {} pixels is not a square image",
+                pixels.len()
+            ));
             continue;
         }
         let Some(grey) = GrayImage::from_raw(side, side, pixels) else {
@@ -265,7 +287,11 @@ pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetE
             continue;
         };
         let name = get(cn).to_string();
-        let name = if name.is_empty() { format!("row{row}") } else { name };
+        let name = if name.is_empty() {
+            format!("row{row}")
+        } else {
+            name
+        };
         samples.push(Sample {
             split: split_of(&name),
             name,
@@ -351,23 +377,37 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, DatasetError> {
         if p.is_empty() || (i == 0 && p.eq_ignore_ascii_case("path")) {
             continue;
         }
-        let age = rec.get(1).and_then(|a| a.trim().parse::<u32>().ok()).filter(|&a| a <= 120);
+        let age = rec
+            .get(1)
+            .and_then(|a| a.trim().parse::<u32>().ok())
+            .filter(|&a| a <= 120);
         let gender = match rec.get(2).map(|g| g.trim().to_ascii_lowercase()).as_deref() {
             Some("0" | "m" | "male") => Some(0),
             Some("1" | "f" | "female") => Some(1),
             _ => None,
         };
-        let full = if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
+        let full = if Path::new(p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            base.join(p)
+        };
         rows.push(ManifestRow {
             path: full,
-            label: age.zip(gender).map(|(age, gender)| Label { age, gender, race: None }),
+            label: age.zip(gender).map(|(age, gender)| Label {
+                age,
+                gender,
+                race: None,
+            }),
         });
     }
     Ok(rows)
 }
 
 /// Loads whatever `path` is: a folder of UTKFace-style files, a pixel CSV or a manifest CSV.
-pub fn load_any(path: &Path, limit: Option<usize>) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
+pub fn load_any(
+    path: &Path,
+    limit: Option<usize>,
+) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
     if path.is_dir() {
         return load_utk_dir(path, limit);
     }
@@ -396,13 +436,24 @@ mod tests {
     fn parses_good_and_rejects_malformed_names() {
         assert_eq!(
             parse_utk_name("26_1_2_20170116174525125.jpg.chip.jpg"),
-            Ok(Label { age: 26, gender: 1, race: Some(2) })
+            Ok(Label {
+                age: 26,
+                gender: 1,
+                race: Some(2)
+            })
         );
         assert_eq!(
             parse_utk_name("39_1_20170116174525125.jpg.chip.jpg"),
-            Ok(Label { age: 39, gender: 1, race: None })
+            Ok(Label {
+                age: 39,
+                gender: 1,
+                race: None
+            })
         );
-        assert_eq!(parse_utk_name("61_3_20170109150557335.jpg.chip.jpg"), Err(NameError::BadGender));
+        assert_eq!(
+            parse_utk_name("61_3_20170109150557335.jpg.chip.jpg"),
+            Err(NameError::BadGender)
+        );
         assert_eq!(parse_utk_name("abc_0_1_2017.jpg"), Err(NameError::BadAge));
         assert_eq!(parse_utk_name("20_0_9_2017.jpg"), Err(NameError::BadRace));
         assert_eq!(parse_utk_name("README.txt"), Err(NameError::TooFewFields));
@@ -412,7 +463,10 @@ mod tests {
 
     #[test]
     fn split_is_stable_and_roughly_80_10_10() {
-        assert_eq!(split_of("1_0_0_20161219140623097.jpg.chip.jpg"), split_of("1_0_0_20161219140623097.jpg.chip.jpg"));
+        assert_eq!(
+            split_of("1_0_0_20161219140623097.jpg.chip.jpg"),
+            split_of("1_0_0_20161219140623097.jpg.chip.jpg")
+        );
         let mut counts = [0usize; 3];
         for i in 0..10_000 {
             match split_of(&format!("{}_{}_0_2017{i:08}.jpg.chip.jpg", i % 90, i % 2)) {
@@ -422,7 +476,10 @@ mod tests {
             }
         }
         assert!((7_700..8_300).contains(&counts[0]), "{counts:?}");
-        assert!((800..1_200).contains(&counts[1]) && (800..1_200).contains(&counts[2]), "{counts:?}");
+        assert!(
+            (800..1_200).contains(&counts[1]) && (800..1_200).contains(&counts[2]),
+            "{counts:?}"
+        );
     }
 
     fn tempdir(tag: &str) -> PathBuf {
@@ -436,11 +493,18 @@ mod tests {
     fn utk_dir_skips_and_counts_bad_files() {
         let d = tempdir("utk");
         let img = RgbImage::from_pixel(40, 40, image::Rgb([120, 90, 60]));
-        img.save(d.join("30_0_1_20170101000000000.jpg.chip.jpg")).unwrap();
-        img.save(d.join("31_1_20170101000000001.jpg.chip.jpg")).unwrap();
-        img.save(d.join("x_1_1_20170101000000002.jpg.chip.jpg")).unwrap();
+        img.save(d.join("30_0_1_20170101000000000.jpg.chip.jpg"))
+            .unwrap();
+        img.save(d.join("31_1_20170101000000001.jpg.chip.jpg"))
+            .unwrap();
+        img.save(d.join("x_1_1_20170101000000002.jpg.chip.jpg"))
+            .unwrap();
         // A corrupt JPEG: the header then garbage.
-        std::fs::write(d.join("40_1_0_20170101000000003.jpg.chip.jpg"), [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3]).unwrap();
+        std::fs::write(
+            d.join("40_1_0_20170101000000003.jpg.chip.jpg"),
+            [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
+        )
+        .unwrap();
         std::fs::write(d.join("41_1_0_20170101000000004.jpg.chip.jpg"), b"").unwrap();
         let (samples, report) = load_utk_dir(&d, None).unwrap();
         assert_eq!(samples.len(), 2);
@@ -468,7 +532,14 @@ mod tests {
         let (samples, report) = load_any(&p, None).unwrap();
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].image.dimensions(), (48, 48));
-        assert_eq!(samples[0].label, Label { age: 25, gender: 1, race: Some(0) });
+        assert_eq!(
+            samples[0].label,
+            Label {
+                age: 25,
+                gender: 1,
+                race: Some(0)
+            }
+        );
         assert_eq!(report.bad_rows.len(), 3, "{:?}", report.bad_rows);
         std::fs::remove_dir_all(&d).ok();
     }
@@ -476,10 +547,16 @@ mod tests {
     #[test]
     fn manifest_loads_relative_paths_and_counts_failures() {
         let d = tempdir("manifest");
-        RgbImage::from_pixel(32, 32, image::Rgb([1, 2, 3])).save(d.join("a.png")).unwrap();
+        RgbImage::from_pixel(32, 32, image::Rgb([1, 2, 3]))
+            .save(d.join("a.png"))
+            .unwrap();
         std::fs::write(d.join("broken.png"), b"not a png").unwrap();
         let p = d.join("m.csv");
-        std::fs::write(&p, "path,age,gender\na.png,33,f\nbroken.png,20,m\nmissing.png,20,0\na.png,,m\n").unwrap();
+        std::fs::write(
+            &p,
+            "path,age,gender\na.png,33,f\nbroken.png,20,m\nmissing.png,20,0\na.png,,m\n",
+        )
+        .unwrap();
         let (samples, report) = load_any(&p, None).unwrap();
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].label.gender, 1);

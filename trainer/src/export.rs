@@ -5,9 +5,10 @@
 use agegender::estimate::{AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
 use prost::Message;
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
-    tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension,
+    type_proto,
 };
 
 use crate::model::{AgeGenderNet, LayerSpec, NetConfig};
@@ -39,7 +40,10 @@ pub struct Portable {
 }
 
 fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap_or_default()
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap_or_default()
 }
 
 /// Extracts the weights and folds each batch norm into its convolution:
@@ -61,7 +65,9 @@ pub fn fold(model: &AgeGenderNet, net: &NetConfig) -> Portable {
             let mut bias = vec![0.0; spec.cout];
             for c in 0..spec.cout {
                 let k = gamma[c] / (var[c] + eps).sqrt();
-                weight[c * per_out..(c + 1) * per_out].iter_mut().for_each(|v| *v *= k);
+                weight[c * per_out..(c + 1) * per_out]
+                    .iter_mut()
+                    .for_each(|v| *v *= k);
                 bias[c] = beta[c] - mean[c] * k;
             }
             FoldedConv {
@@ -75,7 +81,11 @@ pub fn fold(model: &AgeGenderNet, net: &NetConfig) -> Portable {
         inputs: net.features(),
         outputs,
         weight: values(l.weight.val()),
-        bias: l.bias.as_ref().map(|b| values(b.val())).unwrap_or_else(|| vec![0.0; outputs]),
+        bias: l
+            .bias
+            .as_ref()
+            .map(|b| values(b.val()))
+            .unwrap_or_else(|| vec![0.0; outputs]),
     };
     Portable {
         input_size: net.input_size,
@@ -113,7 +123,13 @@ fn f32_tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
     }
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         op_type: op.into(),
         name: name.into(),
@@ -151,13 +167,20 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
 /// Symmetric int8 quantisation with one scale per output channel. `rows` output channels of
 /// `per_row` consecutive values when `row_major`, else `per_row` is the stride (dense layers,
 /// whose outputs are the last axis).
-fn quantize(data: &[f32], channels: usize, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
+fn quantize(
+    data: &[f32],
+    channels: usize,
+    channel_of: impl Fn(usize) -> usize,
+) -> (Vec<i8>, Vec<f32>) {
     let mut max = vec![0.0f32; channels];
     for (i, v) in data.iter().enumerate() {
         let c = channel_of(i);
         max[c] = max[c].max(v.abs());
     }
-    let scales: Vec<f32> = max.iter().map(|m| if *m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+    let scales: Vec<f32> = max
+        .iter()
+        .map(|m| if *m > 0.0 { m / 127.0 } else { 1.0 })
+        .collect();
     let q = data
         .iter()
         .enumerate()
@@ -178,7 +201,11 @@ fn add_weight(
         None => g.initializer.push(f32_tensor(name, dims, data)),
         Some((channels, scale_dims, channel_of)) => {
             let (q, scales) = quantize(data, channels, channel_of);
-            let (qn, fname, sn) = (format!("{name}_q"), format!("{name}_f"), format!("{name}_scale"));
+            let (qn, fname, sn) = (
+                format!("{name}_q"),
+                format!("{name}_f"),
+                format!("{name}_scale"),
+            );
             g.initializer.push(TensorProto {
                 name: qn.clone(),
                 dims: dims.to_vec(),
@@ -187,8 +214,20 @@ fn add_weight(
                 ..Default::default()
             });
             g.initializer.push(f32_tensor(&sn, &scale_dims, &scales));
-            g.node.push(node("Cast", &format!("{name}_cast"), &[&qn], &[&fname], vec![attr_int("to", DataType::Float as i64)]));
-            g.node.push(node("Mul", &format!("{name}_dequant"), &[&fname, &sn], &[name], vec![]));
+            g.node.push(node(
+                "Cast",
+                &format!("{name}_cast"),
+                &[&qn],
+                &[&fname],
+                vec![attr_int("to", DataType::Float as i64)],
+            ));
+            g.node.push(node(
+                "Mul",
+                &format!("{name}_dequant"),
+                &[&fname, &sn],
+                &[name],
+                vec![],
+            ));
         }
     }
 }
@@ -200,16 +239,38 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
         ..Default::default()
     };
     let s = p.input_size as i64;
-    g.input.push(value_info(INPUT_NAME, &[None, Some(3), Some(s), Some(s)]));
+    g.input
+        .push(value_info(INPUT_NAME, &[None, Some(3), Some(s), Some(s)]));
     let mut x = INPUT_NAME.to_string();
     for (i, c) in p.convs.iter().enumerate() {
         let l = c.spec;
-        let (w, b, y, r) = (format!("conv{i}_w"), format!("conv{i}_b"), format!("conv{i}"), format!("relu{i}"));
-        let dims = [l.cout as i64, (l.cin / l.groups) as i64, l.kernel as i64, l.kernel as i64];
+        let (w, b, y, r) = (
+            format!("conv{i}_w"),
+            format!("conv{i}_b"),
+            format!("conv{i}"),
+            format!("relu{i}"),
+        );
+        let dims = [
+            l.cout as i64,
+            (l.cin / l.groups) as i64,
+            l.kernel as i64,
+            l.kernel as i64,
+        ];
         let per_out = c.weight.len() / l.cout.max(1);
         let of = move |i: usize| i / per_out;
-        add_weight(&mut g, &w, &dims, &c.weight, int8.then_some((l.cout, vec![l.cout as i64, 1, 1, 1], &of as &dyn Fn(usize) -> usize)));
-        g.initializer.push(f32_tensor(&b, &[l.cout as i64], &c.bias));
+        add_weight(
+            &mut g,
+            &w,
+            &dims,
+            &c.weight,
+            int8.then_some((
+                l.cout,
+                vec![l.cout as i64, 1, 1, 1],
+                &of as &dyn Fn(usize) -> usize,
+            )),
+        );
+        g.initializer
+            .push(f32_tensor(&b, &[l.cout as i64], &c.bias));
         let pad = (l.kernel / 2) as i64;
         g.node.push(node(
             "Conv",
@@ -227,8 +288,20 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
         g.node.push(node("Relu", &r, &[&y], &[&r], vec![]));
         x = r;
     }
-    g.node.push(node("GlobalAveragePool", "pool", &[&x], &["pooled"], vec![]));
-    g.node.push(node("Flatten", "flatten", &["pooled"], &["features"], vec![attr_int("axis", 1)]));
+    g.node.push(node(
+        "GlobalAveragePool",
+        "pool",
+        &[&x],
+        &["pooled"],
+        vec![],
+    ));
+    g.node.push(node(
+        "Flatten",
+        "flatten",
+        &["pooled"],
+        &["features"],
+        vec![attr_int("axis", 1)],
+    ));
     for (d, out) in [(&p.age, AGE_OUTPUT), (&p.gender, GENDER_OUTPUT)] {
         let (w, b) = (format!("{out}_w"), format!("{out}_b"));
         let outputs = d.outputs;
@@ -238,11 +311,18 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
             &w,
             &[d.inputs as i64, d.outputs as i64],
             &d.weight,
-            int8.then_some((d.outputs, vec![1, d.outputs as i64], &of as &dyn Fn(usize) -> usize)),
+            int8.then_some((
+                d.outputs,
+                vec![1, d.outputs as i64],
+                &of as &dyn Fn(usize) -> usize,
+            )),
         );
-        g.initializer.push(f32_tensor(&b, &[d.outputs as i64], &d.bias));
-        g.node.push(node("Gemm", out, &["features", &w, &b], &[out], vec![]));
-        g.output.push(value_info(out, &[None, Some(d.outputs as i64)]));
+        g.initializer
+            .push(f32_tensor(&b, &[d.outputs as i64], &d.bias));
+        g.node
+            .push(node("Gemm", out, &["features", &w, &b], &[out], vec![]));
+        g.output
+            .push(value_info(out, &[None, Some(d.outputs as i64)]));
     }
     ModelProto {
         ir_version: 7,
@@ -261,4 +341,84 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
 /// Serialises the model with prost.
 pub fn encode(model: &ModelProto) -> Vec<u8> {
     model.encode_to_vec()
+}
+
+/// Largest difference between two sets of raw outputs.
+pub fn max_logit_diff(a: &[(Vec<f32>, f32)], b: &[(Vec<f32>, f32)]) -> f32 {
+    a.iter()
+        .zip(b)
+        .flat_map(|((la, ga), (lb, gb))| {
+            la.iter()
+                .zip(lb)
+                .map(|(x, y)| (x - y).abs())
+                .chain([(ga - gb).abs()])
+        })
+        .fold(0.0, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::load_utk_dir;
+    use crate::train::tests::{fake_utk, tiny_config};
+    use crate::train::{RunDir, load_model, predict_logits, train};
+    use agegender::Classifier;
+    use agegender::preprocess::golden_pattern;
+    use burn::tensor::Device;
+
+    #[test]
+    fn exported_onnx_matches_the_trained_net_in_tract() {
+        let data = fake_utk("export", 64);
+        let (samples, _) = load_utk_dir(&data, None).unwrap();
+        let cfg = tiny_config(1);
+        let run = RunDir(data.join("run"));
+        train(
+            &samples,
+            &cfg,
+            &run,
+            crate::train::Control {
+                quiet: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let dev = Device::flex();
+        let model = load_model(&cfg.net, &run.best_model(), &dev).unwrap();
+        let crops: Vec<_> = (0..3).map(golden_pattern).collect();
+        let (ages, genders) = predict_logits(&model, &crops, &dev);
+        let reference: Vec<(Vec<f32>, f32)> = ages.into_iter().zip(genders).collect();
+        let portable = fold(&model, &cfg.net);
+
+        let f32_bytes = encode(&to_onnx(&portable, false, "test"));
+        let got = Classifier::from_bytes(&f32_bytes)
+            .unwrap()
+            .logits(&crops)
+            .unwrap();
+        assert!(max_logit_diff(&reference, &got) < 1e-4);
+
+        let int8_bytes = encode(&to_onnx(&portable, true, "test"));
+        assert!(
+            int8_bytes.len() < f32_bytes.len() / 2,
+            "{} vs {}",
+            int8_bytes.len(),
+            f32_bytes.len()
+        );
+        let got = Classifier::from_bytes(&int8_bytes)
+            .unwrap()
+            .logits(&crops)
+            .unwrap();
+        assert!(max_logit_diff(&reference, &got) < 0.2);
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
+    fn quantisation_is_per_channel_and_round_trips() {
+        let data = [0.5f32, -1.0, 0.25, 100.0, -50.0, 0.0];
+        let (q, scales) = quantize(&data, 2, |i| i / 3);
+        assert_eq!(q[1], -127);
+        assert_eq!(q[3], 127);
+        for (i, v) in data.iter().enumerate() {
+            assert!((q[i] as f32 * scales[i / 3] - v).abs() <= scales[i / 3] / 2.0 + 1e-6);
+        }
+    }
 }

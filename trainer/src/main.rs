@@ -2,7 +2,11 @@
 
 mod dataset;
 mod export;
+mod metrics;
 mod model;
+mod plots;
+mod predict;
+mod ship;
 mod train;
 
 use std::path::PathBuf;
@@ -21,6 +25,67 @@ struct Cli {
 enum Command {
     /// Train on a UTKFace-style folder, a pixel CSV or a manifest CSV.
     Train(TrainArgs),
+    /// Evaluate an exported ONNX model through tract, exactly as the page runs it; prints JSON.
+    Eval(EvalArgs),
+    /// Estimate age and gender for images; one JSON line per image.
+    Predict(PredictArgs),
+    /// Export a run's best model to ONNX (f32, and int8 when it keeps accuracy) with its card.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The ONNX model to evaluate.
+    #[arg(long, default_value = "model/agegender.onnx")]
+    model: PathBuf,
+    /// UTKFace-style folder, pixel CSV or `path,age,gender` manifest (faces as aligned crops).
+    #[arg(long)]
+    data: PathBuf,
+    /// Which split to evaluate: test, val, train or all.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Folder for the PNG plots and the JSON report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Training run whose learning curves go into the report.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// Image files.
+    paths: Vec<PathBuf>,
+    /// A CSV whose first column lists image paths (e.g. `path,age,gender`).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Treat each image as an already aligned face crop: no detection.
+    #[arg(long)]
+    crops: bool,
+    /// The ONNX classifier (default: the embedded shipped model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Training run directory (holds best.bpk and train_state.json).
+    #[arg(long)]
+    run: PathBuf,
+    /// Where to write agegender.onnx, agegender.json and agegender.golden.json.
+    #[arg(long, default_value = "model")]
+    out: PathBuf,
+    /// Dataset for choosing f32/int8 and calibrating ranges on validation, and test metrics.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Ship f32 even if int8 keeps accuracy.
+    #[arg(long)]
+    no_int8: bool,
+    /// Folder for the report (plots and test metrics).
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +122,9 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Stop after this many epochs in this call; `--resume` continues later.
+    #[arg(long)]
+    stop_after: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -86,12 +154,101 @@ fn main() -> Result<()> {
                 l1_weight: 0.5,
                 gender_weight: 3.0,
                 augment: !a.no_augment,
-                net: if a.tiny { model::NetConfig::tiny() } else { model::NetConfig::standard() },
+                net: if a.tiny {
+                    model::NetConfig::tiny()
+                } else {
+                    model::NetConfig::standard()
+                },
             };
             std::fs::create_dir_all(&a.out)?;
-            train::write_atomic(&a.out.join("load_report.json"), &serde_json::to_vec_pretty(&report)?)?;
-            let state = train::train(&samples, &cfg, &train::RunDir(a.out.clone()), a.resume, a.quiet)?;
-            eprintln!("best validation MAE {:.3} at epoch {}", state.best_val_mae, state.best_epoch);
+            train::write_atomic(
+                &a.out.join("load_report.json"),
+                &serde_json::to_vec_pretty(&report)?,
+            )?;
+            let state = train::train(
+                &samples,
+                &cfg,
+                &train::RunDir(a.out.clone()),
+                train::Control {
+                    resume: a.resume,
+                    quiet: a.quiet,
+                    stop_after: a.stop_after,
+                },
+            )?;
+            eprintln!(
+                "best validation MAE {:.3} at epoch {}",
+                state.best_val_mae, state.best_epoch
+            );
+        }
+        Command::Export(a) => {
+            let loaded = a
+                .data
+                .as_deref()
+                .map(|d| dataset::load_any(d, None))
+                .transpose()?;
+            ship::export_run(ship::ExportArgs {
+                run: &a.run,
+                out: &a.out,
+                samples: loaded.as_ref().map(|l| l.0.as_slice()),
+                data_label: a
+                    .data
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                allow_int8: !a.no_int8,
+                report_dir: a.report,
+            })?;
+        }
+        Command::Eval(a) => {
+            let bytes = std::fs::read(&a.model)?;
+            let card = a.model.with_extension("json");
+            let mut classifier = agegender::Classifier::from_bytes(&bytes)?;
+            if let Ok(json) = std::fs::read_to_string(&card) {
+                classifier =
+                    classifier.with_calibration(agegender::classify::calibration_from_card(&json)?);
+            }
+            let (samples, load) = dataset::load_any(&a.data, a.limit)?;
+            let wanted: Vec<&dataset::Sample> = samples
+                .iter()
+                .filter(|s| match a.split.as_str() {
+                    "all" => true,
+                    "train" => s.split == dataset::Split::Train,
+                    "val" => s.split == dataset::Split::Val,
+                    _ => s.split == dataset::Split::Test,
+                })
+                .collect();
+            let outcomes = ship::evaluate(&classifier, &wanted)?;
+            let report = metrics::report(
+                &outcomes,
+                &a.model.display().to_string(),
+                &a.data.display().to_string(),
+                &a.split,
+            );
+            if let Some(dir) = &a.report {
+                std::fs::create_dir_all(dir)?;
+                plots::predicted_vs_true(&outcomes, &dir.join("pred_vs_true.png"))?;
+                plots::confusion(
+                    report.overall.gender_confusion,
+                    report.group4_confusion,
+                    &dir.join("confusion.png"),
+                )?;
+                if let Some(run) = &a.run {
+                    let state: train::TrainState = serde_json::from_slice(&std::fs::read(
+                        train::RunDir(run.clone()).state(),
+                    )?)?;
+                    plots::learning_curves(&state.history, &dir.join("learning_curves.png"))?;
+                }
+                train::write_atomic(&dir.join("eval.json"), &serde_json::to_vec_pretty(&report)?)?;
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "load": load, "report": report })
+                )?
+            );
+        }
+        Command::Predict(a) => {
+            predict::run(&a.paths, a.manifest.as_deref(), a.crops, a.model.as_deref())?
         }
     }
     Ok(())

@@ -6,7 +6,9 @@ use agegender::estimate::AGE_BINS;
 use agegender::preprocess::INPUT_SIZE;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -93,7 +95,12 @@ impl NetConfig {
             .map(|l| ConvBn {
                 conv: Conv2dConfig::new([l.cin, l.cout], [l.kernel, l.kernel])
                     .with_stride([l.stride, l.stride])
-                    .with_padding(PaddingConfig2d::Explicit(l.kernel / 2, l.kernel / 2, l.kernel / 2, l.kernel / 2))
+                    .with_padding(PaddingConfig2d::Explicit(
+                        l.kernel / 2,
+                        l.kernel / 2,
+                        l.kernel / 2,
+                        l.kernel / 2,
+                    ))
                     .with_groups(l.groups)
                     .with_bias(false)
                     .init(device),
@@ -134,6 +141,9 @@ impl AgeGenderNet {
         }
         let pooled: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         let pooled = self.dropout.forward(pooled);
-        (self.age.forward(pooled.clone()), self.gender.forward(pooled))
+        (
+            self.age.forward(pooled.clone()),
+            self.gender.forward(pooled),
+        )
     }
 }

@@ -100,7 +100,10 @@ pub fn augment(img: &RgbImage, rng: &mut StdRng) -> RgbImage {
     let m = Similarity::whole_frame(side).jitter(
         rng.random_range(-0.17f32..0.17),
         rng.random_range(0.9f32..1.1),
-        (rng.random_range(-3.0f32..3.0), rng.random_range(-3.0f32..3.0)),
+        (
+            rng.random_range(-3.0f32..3.0),
+            rng.random_range(-3.0f32..3.0),
+        ),
     );
     let mut out = preprocess::warp(img, &m, INPUT_SIZE);
     if rng.random_bool(0.5) {
@@ -108,13 +111,19 @@ pub fn augment(img: &RgbImage, rng: &mut StdRng) -> RgbImage {
     }
     let brightness = rng.random_range(-25.0f32..25.0);
     let contrast = rng.random_range(0.75f32..1.25);
-    let saturation = if rng.random_bool(0.05) { 0.0 } else { rng.random_range(0.7f32..1.3) };
+    let saturation = if rng.random_bool(0.05) {
+        0.0
+    } else {
+        rng.random_range(0.7f32..1.3)
+    };
     for p in out.pixels_mut() {
         let [r, g, b] = p.0.map(|c| c as f32);
         let grey = 0.299 * r + 0.587 * g + 0.114 * b;
         for (c, v) in p.0.iter_mut().zip([r, g, b]) {
             let s = grey + (v - grey) * saturation;
-            *c = ((s - 128.0) * contrast + 128.0 + brightness).round().clamp(0.0, 255.0) as u8;
+            *c = ((s - 128.0) * contrast + 128.0 + brightness)
+                .round()
+                .clamp(0.0, 255.0) as u8;
         }
     }
     out
@@ -146,7 +155,8 @@ fn make_batch(samples: &[&Sample], table: &[f32], rng: Option<&mut StdRng>) -> B
         b.x.extend(preprocess::to_nchw(&crop));
         let age = (s.label.age as usize).min(MAX_AGE);
         b.ages.push(age as f32);
-        b.targets.extend_from_slice(&table[age * AGE_BINS..(age + 1) * AGE_BINS]);
+        b.targets
+            .extend_from_slice(&table[age * AGE_BINS..(age + 1) * AGE_BINS]);
         b.genders.push(s.label.gender as i64);
     }
     b
@@ -168,12 +178,21 @@ fn grad_step(
     let ages = Tensor::<2>::from_data(TensorData::new(b.ages, [n, 1]), device);
     let genders = Tensor::<1, Int>::from_data(TensorData::new(b.genders, [n]), device);
     let (age_logits, gender_logit) = model.forward(x);
-    let ce = (target * log_softmax(age_logits.clone(), 1)).sum_dim(1).mean().neg();
+    let ce = (target * log_softmax(age_logits.clone(), 1))
+        .sum_dim(1)
+        .mean()
+        .neg();
     let expected = softmax(age_logits, 1).matmul(bins.clone());
     let abs_err = (expected - ages).abs().mean();
     let g = bce.forward(gender_logit.flatten::<1>(0, 1), genders);
     let loss = ce + abs_err.clone().mul_scalar(cfg.l1_weight) + g.mul_scalar(cfg.gender_weight);
-    let scalar = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(f32::NAN);
+    let scalar = |t: Tensor<1>| {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f32::NAN)
+    };
     let loss_v = scalar(loss.clone());
     let mae_v = scalar(abs_err);
     let grads = GradientsParams::from_grads(loss.backward(), model);
@@ -190,7 +209,11 @@ fn lr_at(cfg: &TrainConfig, step: usize, steps_per_epoch: usize) -> f64 {
 }
 
 /// Runs the model (inference mode) over host images in batches: (age logits, gender logits).
-pub fn predict_logits(model: &AgeGenderNet, crops: &[RgbImage], device: &Device) -> (Vec<Vec<f32>>, Vec<f32>) {
+pub fn predict_logits(
+    model: &AgeGenderNet,
+    crops: &[RgbImage],
+    device: &Device,
+) -> (Vec<Vec<f32>>, Vec<f32>) {
     let model = model.valid();
     let dev = device.clone().inner();
     let mut ages = Vec::with_capacity(crops.len());
@@ -209,7 +232,12 @@ pub fn predict_logits(model: &AgeGenderNet, crops: &[RgbImage], device: &Device)
 }
 
 /// Validation age MAE and gender accuracy, decoded exactly as the page decodes.
-fn validate(model: &AgeGenderNet, crops: &[RgbImage], samples: &[&Sample], device: &Device) -> (f64, f64) {
+fn validate(
+    model: &AgeGenderNet,
+    crops: &[RgbImage],
+    samples: &[&Sample],
+    device: &Device,
+) -> (f64, f64) {
     let (ages, genders) = predict_logits(model, crops, device);
     let cal = Calibration::default();
     let mut abs = 0.0;
@@ -241,7 +269,13 @@ impl RunDir {
     }
 }
 
-fn save_checkpoint(run: &RunDir, epoch: usize, model: &AgeGenderNet, optim: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+fn save_checkpoint(
+    run: &RunDir,
+    epoch: usize,
+    model: &AgeGenderNet,
+    optim: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<()> {
     let dir = run.checkpoints();
     std::fs::create_dir_all(&dir)?;
     let name = format!("epoch-{epoch:03}");
@@ -272,55 +306,102 @@ fn save_checkpoint(run: &RunDir, epoch: usize, model: &AgeGenderNet, optim: &Mod
 
 /// Loads a model saved with `into_record().save()`.
 pub fn load_model(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGenderNet> {
-    let record = ModuleRecord::load(path).map_err(|e| anyhow::anyhow!("loading {}: {e:?}", path.display()))?;
+    let record = ModuleRecord::load(path)
+        .map_err(|e| anyhow::anyhow!("loading {}: {e:?}", path.display()))?;
     net.init(device)
         .try_load_record(record)
         .map_err(|e| anyhow::anyhow!("applying {}: {e:?}", path.display()))
 }
 
-fn load_checkpoint(run: &RunDir, device: &Device) -> Result<Option<(AgeGenderNet, ModuleOptimizer, TrainState)>> {
+fn load_checkpoint(
+    run: &RunDir,
+    device: &Device,
+) -> Result<Option<(AgeGenderNet, ModuleOptimizer, TrainState)>> {
     let Ok(name) = std::fs::read_to_string(run.latest_pointer()) else {
         return Ok(None);
     };
     let dir = run.checkpoints().join(name.trim());
     let state: TrainState = serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?;
     let model = load_model(&state.config.net, &dir.join("model.bpk"), device)?;
-    let record = OptimizerRecord::load(dir.join("optim.bpk")).map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
+    let record = OptimizerRecord::load(dir.join("optim.bpk"))
+        .map_err(|e| anyhow::anyhow!("loading optimizer: {e:?}"))?;
     let optim = optimizer(&state.config).load_record(record);
     Ok(Some((model, optim, state)))
 }
 
 fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    AdamWConfig::new().with_weight_decay(cfg.weight_decay).init()
+    AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay)
+        .init()
 }
 
 /// Trains (or resumes) a run in `run`, returning the final state. The best model by
 /// validation MAE is kept in `best.bpk`.
-pub fn train(samples: &[Sample], cfg: &TrainConfig, run: &RunDir, resume: bool, quiet: bool) -> Result<TrainState> {
+/// How one call of [`train`] behaves (not part of the run's configuration).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Control {
+    /// Continue from the last checkpoint in the run directory.
+    pub resume: bool,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Return after this many epochs in this call (the run can be resumed later), e.g. to
+    /// split a long run across sessions.
+    pub stop_after: Option<usize>,
+}
+
+pub fn train(
+    samples: &[Sample],
+    cfg: &TrainConfig,
+    run: &RunDir,
+    ctl: Control,
+) -> Result<TrainState> {
+    let Control {
+        resume,
+        quiet,
+        stop_after,
+    } = ctl;
     let device = Device::flex().autodiff();
     std::fs::create_dir_all(&run.0)?;
     let train_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Train).collect();
     let val_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Val).collect();
     if train_set.is_empty() || val_set.is_empty() {
-        bail!("need training and validation samples (got {} and {})", train_set.len(), val_set.len());
+        bail!(
+            "need training and validation samples (got {} and {})",
+            train_set.len(),
+            val_set.len()
+        );
     }
-    let val_crops: Vec<RgbImage> = val_set.iter().map(|s| preprocess::aligned_crop_input(&s.image)).collect();
+    let val_crops: Vec<RgbImage> = val_set
+        .iter()
+        .map(|s| preprocess::aligned_crop_input(&s.image))
+        .collect();
     let table = label_table(cfg.label_sigma);
     let bins = Tensor::<2>::from_data(
-        TensorData::new((0..AGE_BINS).map(|i| i as f32).collect::<Vec<_>>(), [AGE_BINS, 1]),
+        TensorData::new(
+            (0..AGE_BINS).map(|i| i as f32).collect::<Vec<_>>(),
+            [AGE_BINS, 1],
+        ),
         &device,
     );
-    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let bce = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
 
     let (mut model, mut optim, mut state) = match load_checkpoint(run, &device)? {
         Some((m, o, s)) if resume => {
             if s.config != *cfg {
-                bail!("--resume: the checkpoint in {} was made with a different configuration", run.0.display());
+                bail!(
+                    "--resume: the checkpoint in {} was made with a different configuration",
+                    run.0.display()
+                );
             }
             eprintln!("resuming after epoch {}", s.epochs_done);
             (m, o, s)
         }
-        Some(_) if !resume => bail!("{} already holds a run: pass --resume or choose another --out", run.0.display()),
+        Some(_) if !resume => bail!(
+            "{} already holds a run: pass --resume or choose another --out",
+            run.0.display()
+        ),
         _ => {
             device.seed(cfg.seed);
             let state = TrainState {
@@ -336,18 +417,30 @@ pub fn train(samples: &[Sample], cfg: &TrainConfig, run: &RunDir, resume: bool, 
     };
 
     let steps_per_epoch = train_set.len().div_ceil(cfg.batch_size);
+    let mut epochs_this_call = 0;
     while state.epochs_done < cfg.epochs && !state.stopped_early {
+        if stop_after.is_some_and(|n| epochs_this_call >= n) {
+            break;
+        }
+        epochs_this_call += 1;
         let epoch = state.epochs_done + 1;
         let started = std::time::Instant::now();
         // Every epoch's randomness derives from (seed, epoch): a resumed run replays it exactly.
         device.seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let mut rng = StdRng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            StdRng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         order.shuffle(&mut rng);
-        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(steps_per_epoch as u64) };
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(steps_per_epoch as u64)
+        };
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {per_sec} eta {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "epoch {prefix} {bar:30} {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
         let (mut loss_sum, mut mae_sum, mut seen) = (0.0f64, 0.0f64, 0usize);
@@ -382,7 +475,11 @@ pub fn train(samples: &[Sample], cfg: &TrainConfig, run: &RunDir, resume: bool, 
                 mae_sum += mae_v as f64 * n as f64;
                 seen += n;
                 bar.inc(1);
-                bar.set_message(format!("loss {:.3} mae {:.2} lr {lr:.2e}", loss_sum / seen as f64, mae_sum / seen as f64));
+                bar.set_message(format!(
+                    "loss {:.3} mae {:.2} lr {lr:.2e}",
+                    loss_sum / seen as f64,
+                    mae_sum / seen as f64
+                ));
             }
             Ok(model)
         })?;
@@ -416,11 +513,140 @@ pub fn train(samples: &[Sample], cfg: &TrainConfig, run: &RunDir, resume: bool, 
                 .map_err(|e| anyhow::anyhow!("saving best model: {e:?}"))?;
             std::fs::rename(&tmp, run.best_model())?;
         } else if epoch - state.best_epoch >= cfg.patience {
-            eprintln!("early stop: no validation improvement for {} epochs", cfg.patience);
+            eprintln!(
+                "early stop: no validation improvement for {} epochs",
+                cfg.patience
+            );
             state.stopped_early = true;
         }
         save_checkpoint(run, epoch, &model, &optim, &state)?;
         write_atomic(&run.state(), &serde_json::to_vec_pretty(&state)?)?;
     }
     Ok(state)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::dataset::load_utk_dir;
+
+    /// Writes `n` small UTKFace-named images whose brightness grows with age.
+    pub fn fake_utk(tag: &str, n: usize) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("agegender-train-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            let age = (i * 7) % 90;
+            let gender = i % 2;
+            let img = RgbImage::from_fn(48, 48, |x, y| {
+                let v = (age * 2 + (x as usize * 3 + y as usize) % 40) as u8;
+                image::Rgb([v, v.wrapping_add(gender as u8 * 60), 255 - v])
+            });
+            img.save(d.join(format!("{age}_{gender}_0_2017{i:09}.jpg.chip.jpg")))
+                .unwrap();
+        }
+        d
+    }
+
+    pub fn tiny_config(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 16,
+            lr: 2e-3,
+            weight_decay: 0.01,
+            warmup_epochs: 0.5,
+            patience: 10,
+            seed: 7,
+            label_sigma: 2.0,
+            l1_weight: 0.5,
+            gender_weight: 3.0,
+            augment: true,
+            net: NetConfig::tiny(),
+        }
+    }
+
+    #[test]
+    fn label_distributions_are_normalised_and_centred() {
+        let t = label_table(2.0);
+        for age in [0, 30, MAX_AGE] {
+            let row = &t[age * AGE_BINS..(age + 1) * AGE_BINS];
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let peak = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|p| p.0);
+            assert_eq!(peak, Some(age));
+        }
+    }
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let cfg = tiny_config(10);
+        assert!(lr_at(&cfg, 0, 100) < cfg.lr * 0.05);
+        assert!((lr_at(&cfg, 50, 100) - cfg.lr).abs() < cfg.lr * 0.01);
+        assert!(lr_at(&cfg, 999, 100) < cfg.lr * 0.05);
+    }
+
+    #[test]
+    fn smoke_run_trains_checkpoints_and_resumes_to_the_same_model() {
+        let data = fake_utk("smoke", 120);
+        let (samples, report) = load_utk_dir(&data, None).unwrap();
+        assert_eq!(report.skipped(), 0);
+        let run_a = RunDir(data.join("run-a"));
+        let run_b = RunDir(data.join("run-b"));
+        let cfg = tiny_config(2);
+        let quiet = Control {
+            quiet: true,
+            ..Control::default()
+        };
+        let a = train(&samples, &cfg, &run_a, quiet).unwrap();
+        assert_eq!(a.epochs_done, 2);
+        assert!(
+            a.history
+                .iter()
+                .all(|h| h.train_loss.is_finite() && h.val_mae.is_finite())
+        );
+        assert!(run_a.best_model().exists());
+        // Refuses to overwrite a run without --resume.
+        assert!(train(&samples, &cfg, &run_a, quiet).is_err());
+        // One epoch, as if the run were cut off there, then a call that resumes it.
+        let once = Control {
+            quiet: true,
+            stop_after: Some(1),
+            ..Control::default()
+        };
+        assert_eq!(train(&samples, &cfg, &run_b, once).unwrap().epochs_done, 1);
+        let b = train(
+            &samples,
+            &cfg,
+            &run_b,
+            Control {
+                resume: true,
+                quiet: true,
+                ..Control::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(b.epochs_done, 2);
+        for (x, y) in a.history.iter().zip(&b.history) {
+            assert_eq!(x.train_loss, y.train_loss, "epoch {}", x.epoch);
+            assert_eq!(x.val_mae, y.val_mae, "epoch {}", x.epoch);
+        }
+        let dev = Device::flex();
+        let wa = crate::export::fold(
+            &load_model(&cfg.net, &run_a.best_model(), &dev).unwrap(),
+            &cfg.net,
+        );
+        let wb = crate::export::fold(
+            &load_model(&cfg.net, &run_b.best_model(), &dev).unwrap(),
+            &cfg.net,
+        );
+        for (ca, cb) in wa.convs.iter().zip(&wb.convs) {
+            assert_eq!(ca.weight, cb.weight);
+            assert_eq!(ca.bias, cb.bias);
+        }
+        assert_eq!(wa.age.weight, wb.age.weight);
+        std::fs::remove_dir_all(&data).ok();
+    }
 }

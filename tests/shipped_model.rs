@@ -1,0 +1,101 @@
+//! The shipped classifier (`model/agegender.onnx`): it has the architecture its card describes,
+//! and tract reproduces the golden outputs the trainer recorded from the training framework.
+#![cfg(not(target_arch = "wasm32"))]
+
+use agegender::embedded;
+use agegender::estimate::{AGE_BINS, AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
+use agegender::preprocess::golden_pattern;
+use serde_json::Value;
+
+fn shipped() -> Option<(&'static [u8], Value, Value)> {
+    let (Some(model), Some(card)) = (embedded::CLASSIFIER, embedded::CARD) else {
+        println!("no classifier is embedded in this build: nothing to check");
+        return None;
+    };
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/model/agegender.golden.json"
+    ))
+    .expect("model/agegender.golden.json ships with the model");
+    Some((
+        model,
+        serde_json::from_str(card).unwrap(),
+        serde_json::from_str(&golden).unwrap(),
+    ))
+}
+
+#[test]
+fn the_model_has_the_architecture_of_its_card() {
+    let Some((model, card, _)) = shipped() else {
+        return;
+    };
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &model[..])
+        .unwrap();
+    let graph = proto.graph.unwrap();
+    assert_eq!(graph.input.len(), 1);
+    assert_eq!(graph.input[0].name, INPUT_NAME);
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, [AGE_OUTPUT, GENDER_OUTPUT]);
+    let convs = graph.node.iter().filter(|n| n.op_type == "Conv").count();
+    let layers = card["architecture"]["layers"].as_array().unwrap().len();
+    assert_eq!(convs, layers);
+    assert_eq!(
+        card["architecture"]["age_bins"].as_u64(),
+        Some(AGE_BINS as u64)
+    );
+    assert_eq!(card["bytes"].as_u64(), Some(model.len() as u64));
+    // Ops limited to what tract runs well.
+    for n in &graph.node {
+        assert!(
+            [
+                "Conv",
+                "Relu",
+                "GlobalAveragePool",
+                "Flatten",
+                "Gemm",
+                "Cast",
+                "Mul"
+            ]
+            .contains(&n.op_type.as_str()),
+            "unexpected op {}",
+            n.op_type
+        );
+    }
+}
+
+#[test]
+fn tract_reproduces_the_trainers_golden_outputs() {
+    let Some((model, _, golden)) = shipped() else {
+        return;
+    };
+    let classifier = agegender::Classifier::from_bytes(model).unwrap();
+    let variants: Vec<u32> = golden["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let crops: Vec<_> = variants.iter().map(|&v| golden_pattern(v)).collect();
+    let got = classifier.logits(&crops).unwrap();
+    // The recorded difference of the shipped (possibly int8) file, plus float noise.
+    let tolerance = golden["tolerance"]["shipped_max_logit_diff"]
+        .as_f64()
+        .unwrap() as f32
+        + 1e-3;
+    for (i, (ages, gender)) in got.iter().enumerate() {
+        let want_ages = golden["age_logits"][i].as_array().unwrap();
+        assert_eq!(ages.len(), want_ages.len());
+        for (a, w) in ages.iter().zip(want_ages) {
+            assert!(
+                (a - w.as_f64().unwrap() as f32).abs() <= tolerance,
+                "variant {i}: {a} vs {w}"
+            );
+        }
+        let wg = golden["gender_logit"][i].as_f64().unwrap() as f32;
+        assert!(
+            (gender - wg).abs() <= tolerance,
+            "variant {i}: {gender} vs {wg}"
+        );
+    }
+}

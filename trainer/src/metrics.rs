@@ -1,0 +1,291 @@
+//! Evaluation metrics: age MAE, gender accuracy/precision/recall/F1, confusion matrix, age-group
+//! accuracy (the reference projects' 4 groups and Adience's 8), interval coverage, and the same
+//! broken down by age band, gender and ethnicity.
+
+use std::collections::BTreeMap;
+
+use agegender::estimate::Estimate;
+use serde::Serialize;
+
+use crate::dataset::{Label, RACES};
+
+/// One evaluated face.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub label: Label,
+    pub estimate: Estimate,
+}
+
+/// The reference projects' groups: 0-18, 19-30, 31-80, 80+.
+pub fn group4(age: f32) -> usize {
+    match age.round() as i64 {
+        i64::MIN..=18 => 0,
+        19..=30 => 1,
+        31..=80 => 2,
+        _ => 3,
+    }
+}
+
+pub const GROUP4: [&str; 4] = ["0-18", "19-30", "31-80", "80+"];
+
+/// Adience's 8 groups (0-2, 4-6, 8-13, 15-20, 25-32, 38-43, 48-53, 60+); ages in the gaps
+/// between groups go to the nearer group.
+pub fn adience8(age: f32) -> usize {
+    const UPPER: [f32; 7] = [3.0, 7.0, 14.0, 22.5, 35.0, 45.5, 56.5];
+    UPPER.iter().position(|&u| age < u).unwrap_or(7)
+}
+
+/// Age bands for the per-band breakdown.
+pub const BANDS: [(&str, u32, u32); 5] = [
+    ("0-12", 0, 12),
+    ("13-19", 13, 19),
+    ("20-39", 20, 39),
+    ("40-59", 40, 59),
+    ("60+", 60, 200),
+];
+
+fn band(age: u32) -> &'static str {
+    BANDS
+        .iter()
+        .find(|(_, lo, hi)| (*lo..=*hi).contains(&age))
+        .map(|b| b.0)
+        .unwrap_or("60+")
+}
+
+/// Metrics over a set of faces. Female is the positive class for precision/recall/F1.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Metrics {
+    pub n: usize,
+    pub age_mae: f64,
+    pub age_rmse: f64,
+    /// Mean signed error (predicted - true): a bias check.
+    pub age_bias: f64,
+    pub gender_accuracy: f64,
+    pub gender_precision: f64,
+    pub gender_recall: f64,
+    pub gender_f1: f64,
+    /// Rows true male/female, columns predicted male/female.
+    pub gender_confusion: [[usize; 2]; 2],
+    /// Share of faces whose gender the pipeline marks unreliable (shown as "uncertain").
+    pub gender_uncertain_share: f64,
+    /// Accuracy on the faces whose gender is shown as reliable.
+    pub gender_accuracy_when_shown: f64,
+    pub group4_accuracy: f64,
+    pub adience8_accuracy: f64,
+    /// Share of true ages inside the reported range.
+    pub interval_coverage: f64,
+    pub mean_interval_width: f64,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+pub fn metrics(outcomes: &[&Outcome]) -> Metrics {
+    let n = outcomes.len();
+    let (mut abs, mut sq, mut signed, mut covered, mut width) = (0.0, 0.0, 0.0, 0usize, 0.0);
+    let mut conf = [[0usize; 2]; 2];
+    let (mut g4, mut a8, mut uncertain, mut shown_ok) = (0usize, 0usize, 0usize, 0usize);
+    for o in outcomes {
+        let e = &o.estimate;
+        let t = o.label.age as f64;
+        let d = e.age as f64 - t;
+        abs += d.abs();
+        sq += d * d;
+        signed += d;
+        covered += (e.age_low as f64 <= t && t <= e.age_high as f64) as usize;
+        width += (e.age_high - e.age_low) as f64;
+        let pred = (e.p_female >= 0.5) as usize;
+        conf[o.label.gender.min(1) as usize][pred] += 1;
+        g4 += (group4(e.age) == group4(o.label.age as f32)) as usize;
+        a8 += (adience8(e.age) == adience8(o.label.age as f32)) as usize;
+        if e.gender_reliable {
+            shown_ok += (pred == o.label.gender as usize) as usize;
+        } else {
+            uncertain += 1;
+        }
+    }
+    let (tp, fp, fneg) = (conf[1][1], conf[0][1], conf[1][0]);
+    let precision = ratio(tp, tp + fp);
+    let recall = ratio(tp, tp + fneg);
+    let nf = n.max(1) as f64;
+    Metrics {
+        n,
+        age_mae: abs / nf,
+        age_rmse: (sq / nf).sqrt(),
+        age_bias: signed / nf,
+        gender_accuracy: ratio(conf[0][0] + conf[1][1], n),
+        gender_precision: precision,
+        gender_recall: recall,
+        gender_f1: if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        },
+        gender_confusion: conf,
+        gender_uncertain_share: ratio(uncertain, n),
+        gender_accuracy_when_shown: ratio(shown_ok, n - uncertain),
+        group4_accuracy: ratio(g4, n),
+        adience8_accuracy: ratio(a8, n),
+        interval_coverage: ratio(covered, n),
+        mean_interval_width: width / nf,
+    }
+}
+
+/// The whole evaluation report printed by `eval`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub data: String,
+    pub split: String,
+    pub overall: Metrics,
+    pub by_age_band: BTreeMap<String, Metrics>,
+    pub by_gender: BTreeMap<String, Metrics>,
+    pub by_ethnicity: BTreeMap<String, Metrics>,
+    /// Rows true group, columns predicted group (0-18/19-30/31-80/80+).
+    pub group4_confusion: [[usize; 4]; 4],
+}
+
+fn breakdown(
+    outcomes: &[Outcome],
+    key: impl Fn(&Outcome) -> Option<String>,
+) -> BTreeMap<String, Metrics> {
+    let mut groups: BTreeMap<String, Vec<&Outcome>> = BTreeMap::new();
+    for o in outcomes {
+        if let Some(k) = key(o) {
+            groups.entry(k).or_default().push(o);
+        }
+    }
+    groups.into_iter().map(|(k, v)| (k, metrics(&v))).collect()
+}
+
+pub fn report(outcomes: &[Outcome], model: &str, data: &str, split: &str) -> Report {
+    let all: Vec<&Outcome> = outcomes.iter().collect();
+    let mut g4 = [[0usize; 4]; 4];
+    for o in outcomes {
+        g4[group4(o.label.age as f32)][group4(o.estimate.age)] += 1;
+    }
+    Report {
+        model: model.into(),
+        data: data.into(),
+        split: split.into(),
+        overall: metrics(&all),
+        by_age_band: breakdown(outcomes, |o| Some(band(o.label.age).to_string())),
+        by_gender: breakdown(outcomes, |o| {
+            Some(
+                if o.label.gender == 1 {
+                    "female"
+                } else {
+                    "male"
+                }
+                .to_string(),
+            )
+        }),
+        by_ethnicity: breakdown(outcomes, |o| {
+            o.label
+                .race
+                .map(|r| RACES[r as usize % RACES.len()].to_string())
+        }),
+        group4_confusion: g4,
+    }
+}
+
+/// The interval half-width factor (in predicted standard deviations) that makes `target` of
+/// the faces' true ages fall inside the range; the smallest such factor on a 0.01 grid.
+pub fn calibrate_interval(outcomes: &[Outcome], target: f32) -> (f32, f32) {
+    let coverage = |k: f32| {
+        let inside = outcomes
+            .iter()
+            .filter(|o| {
+                (o.estimate.age - o.label.age as f32).abs() <= (k * o.estimate.age_std).max(1.0)
+            })
+            .count();
+        inside as f32 / outcomes.len().max(1) as f32
+    };
+    let mut k = 0.5f32;
+    while k < 6.0 && coverage(k) < target {
+        k += 0.01;
+    }
+    (k, coverage(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(age: u32, gender: u8, pred_age: f32, p_female: f32) -> Outcome {
+        Outcome {
+            name: String::new(),
+            label: Label {
+                age,
+                gender,
+                race: Some(0),
+            },
+            estimate: Estimate {
+                age: pred_age,
+                age_std: 2.0,
+                age_low: pred_age - 3.0,
+                age_high: pred_age + 3.0,
+                p_female,
+                gender_reliable: pred_age >= 6.0,
+            },
+        }
+    }
+
+    #[test]
+    fn groups_follow_their_definitions() {
+        assert_eq!(
+            [
+                group4(0.0),
+                group4(18.4),
+                group4(19.0),
+                group4(80.0),
+                group4(81.0)
+            ],
+            [0, 0, 1, 2, 3]
+        );
+        assert_eq!(
+            [
+                adience8(1.0),
+                adience8(5.0),
+                adience8(14.5),
+                adience8(30.0),
+                adience8(70.0)
+            ],
+            [0, 1, 3, 4, 7]
+        );
+    }
+
+    #[test]
+    fn metrics_on_a_known_set() {
+        let os = [
+            outcome(20, 0, 22.0, 0.1),
+            outcome(40, 1, 36.0, 0.9),
+            outcome(3, 1, 4.0, 0.2),
+            outcome(70, 0, 70.0, 0.7),
+        ];
+        let refs: Vec<&Outcome> = os.iter().collect();
+        let m = metrics(&refs);
+        assert_eq!(m.n, 4);
+        assert!((m.age_mae - (2.0 + 4.0 + 1.0 + 0.0) / 4.0).abs() < 1e-9);
+        assert_eq!(m.gender_confusion, [[1, 1], [1, 1]]);
+        assert!((m.gender_accuracy - 0.5).abs() < 1e-9);
+        assert!((m.gender_precision - 0.5).abs() < 1e-9 && (m.gender_recall - 0.5).abs() < 1e-9);
+        assert!((m.gender_uncertain_share - 0.25).abs() < 1e-9);
+        assert!((m.interval_coverage - 0.75).abs() < 1e-9);
+        let r = report(&os, "m", "d", "test");
+        assert_eq!(r.by_age_band["0-12"].n, 1);
+        assert_eq!(r.by_gender["female"].n, 2);
+        assert_eq!(r.group4_confusion[1][1], 1);
+    }
+
+    #[test]
+    fn calibration_reaches_the_target_coverage() {
+        let os: Vec<Outcome> = (0..100)
+            .map(|i| outcome(30, 0, 30.0 + (i as f32) / 10.0, 0.1))
+            .collect();
+        let (k, c) = calibrate_interval(&os, 0.8);
+        assert!(c >= 0.8 && k > 3.0 && k < 4.5, "{k} {c}");
+    }
+}

@@ -1,0 +1,259 @@
+//! `export`: turns a training run into the files the page embeds (ONNX, model card, golden
+//! pair, report), refusing to write anything that fails its own tract check.
+
+use std::path::{Path, PathBuf};
+
+use agegender::Classifier;
+use agegender::estimate::{Calibration, Estimate};
+use agegender::preprocess::{self, INPUT_SIZE};
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::dataset::{Sample, Split};
+use crate::export::{self, max_logit_diff};
+use crate::metrics::{self, Metrics, Outcome};
+use crate::plots;
+use crate::train::{self, RunDir, TrainState, write_atomic};
+
+/// Tolerance between the framework's outputs and tract's on the f32 export.
+const F32_TOLERANCE: f32 = 1e-3;
+
+/// Runs `classifier` over samples as aligned crops, as `eval` does.
+pub fn evaluate(classifier: &Classifier, samples: &[&Sample]) -> Result<Vec<Outcome>> {
+    let crops: Vec<RgbImage> = samples
+        .iter()
+        .map(|s| preprocess::aligned_crop_input(&s.image))
+        .collect();
+    let estimates: Vec<Estimate> = classifier.classify(&crops)?;
+    Ok(samples
+        .iter()
+        .zip(estimates)
+        .map(|(s, estimate)| Outcome {
+            name: s.name.clone(),
+            label: s.label,
+            estimate,
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+struct Variant {
+    bytes: usize,
+    val: Option<Metrics>,
+}
+
+#[derive(Serialize)]
+struct Card {
+    name: &'static str,
+    file: &'static str,
+    bytes: usize,
+    input: serde_json::Value,
+    outputs: serde_json::Value,
+    calibration: Calibration,
+    architecture: crate::model::NetConfig,
+    parameters: usize,
+    quantization: serde_json::Value,
+    training: serde_json::Value,
+    metrics: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Golden {
+    description: &'static str,
+    variants: Vec<u32>,
+    age_logits: Vec<Vec<f32>>,
+    gender_logit: Vec<f32>,
+    estimates: Vec<Estimate>,
+    tolerance: serde_json::Value,
+}
+
+pub struct ExportArgs<'a> {
+    pub run: &'a Path,
+    pub out: &'a Path,
+    pub samples: Option<&'a [Sample]>,
+    pub data_label: String,
+    pub allow_int8: bool,
+    pub report_dir: Option<PathBuf>,
+}
+
+pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
+    let run = RunDir(a.run.to_path_buf());
+    let state: TrainState = serde_json::from_slice(
+        &std::fs::read(run.state())
+            .with_context(|| format!("reading {}", run.state().display()))?,
+    )?;
+    let net = &state.config.net;
+    let device = Device::flex();
+    let model = train::load_model(net, &run.best_model(), &device)?;
+    let portable = export::fold(&model, net);
+
+    // Golden pair: the framework's own outputs on synthetic crops.
+    let variants = vec![0u32, 1, 2];
+    let goldens: Vec<RgbImage> = variants
+        .iter()
+        .map(|&v| preprocess::golden_pattern(v))
+        .collect();
+    let (ref_ages, ref_genders) = train::predict_logits(&model, &goldens, &device);
+    let reference: Vec<(Vec<f32>, f32)> = ref_ages.into_iter().zip(ref_genders).collect();
+
+    let doc = format!(
+        "agegender age/gender classifier; {} epochs on {}",
+        state.epochs_done, a.data_label
+    );
+    let f32_bytes = export::encode(&export::to_onnx(&portable, false, &doc));
+    let f32_model = Classifier::from_bytes(&f32_bytes)?;
+    let diff = max_logit_diff(&reference, &f32_model.logits(&goldens)?);
+    if !(diff <= F32_TOLERANCE) {
+        bail!(
+            "the exported model disagrees with the trained one in tract (max diff {diff}); nothing written"
+        );
+    }
+    let int8_bytes = export::encode(&export::to_onnx(&portable, true, &doc));
+    let int8_model = Classifier::from_bytes(&int8_bytes)?;
+    let int8_diff = max_logit_diff(&reference, &int8_model.logits(&goldens)?);
+    eprintln!("tract check: f32 max diff {diff:.2e}, int8 max diff {int8_diff:.3}");
+
+    let split = |which: Split| -> Vec<&Sample> {
+        a.samples
+            .map(|s| s.iter().filter(|x| x.split == which).collect())
+            .unwrap_or_default()
+    };
+    let (val, test) = (split(Split::Val), split(Split::Test));
+    let val_metrics = |c: &Classifier| -> Result<Option<(Metrics, Vec<Outcome>)>> {
+        if val.is_empty() {
+            return Ok(None);
+        }
+        let o = evaluate(c, &val)?;
+        Ok(Some((metrics::metrics(&o.iter().collect::<Vec<_>>()), o)))
+    };
+    let f32_val = val_metrics(&f32_model)?;
+    let int8_val = val_metrics(&int8_model)?;
+    // Ship int8 only where it keeps accuracy on validation (or, without data, when allowed).
+    let use_int8 = a.allow_int8
+        && match (&f32_val, &int8_val) {
+            (Some((f, _)), Some((q, _))) => {
+                q.age_mae <= f.age_mae + 0.1 && q.gender_accuracy >= f.gender_accuracy - 0.005
+            }
+            _ => int8_diff < 0.5,
+        };
+    let (bytes, chosen, chosen_val) = if use_int8 {
+        (&int8_bytes, int8_model, &int8_val)
+    } else {
+        (&f32_bytes, f32_model, &f32_val)
+    };
+    let calibration = match chosen_val {
+        Some((_, outcomes)) => {
+            let (k, c) = metrics::calibrate_interval(outcomes, 0.8);
+            Calibration {
+                interval_k: k,
+                coverage: c,
+            }
+        }
+        None => Calibration::default(),
+    };
+    let chosen = chosen.with_calibration(calibration);
+
+    let mut test_report = None;
+    if !test.is_empty() {
+        let outcomes = evaluate(&chosen, &test)?;
+        let r = metrics::report(&outcomes, "agegender.onnx", &a.data_label, "test");
+        if let Some(dir) = &a.report_dir {
+            std::fs::create_dir_all(dir)?;
+            plots::learning_curves(&state.history, &dir.join("learning_curves.png"))?;
+            plots::predicted_vs_true(&outcomes, &dir.join("pred_vs_true.png"))?;
+            plots::confusion(
+                r.overall.gender_confusion,
+                r.group4_confusion,
+                &dir.join("confusion.png"),
+            )?;
+            write_atomic(
+                &dir.join("test_metrics.json"),
+                &serde_json::to_vec_pretty(&r)?,
+            )?;
+        }
+        test_report = Some(r);
+    }
+
+    let golden_estimates: Vec<Estimate> = reference
+        .iter()
+        .map(|(l, g)| agegender::estimate::decode(l, *g, &calibration))
+        .collect();
+    let golden = Golden {
+        description: "outputs of the trained network in burn (f32, before export) on agegender::preprocess::golden_pattern(variant)",
+        variants,
+        age_logits: reference.iter().map(|r| r.0.clone()).collect(),
+        gender_logit: reference.iter().map(|r| r.1).collect(),
+        estimates: golden_estimates,
+        tolerance: serde_json::json!({
+            "f32_logits": F32_TOLERANCE,
+            "shipped_max_logit_diff": if use_int8 { int8_diff } else { diff },
+        }),
+    };
+    let s = INPUT_SIZE;
+    let card = Card {
+        name: "agegender",
+        file: "agegender.onnx",
+        bytes: bytes.len(),
+        input: serde_json::json!({
+            "name": agegender::estimate::INPUT_NAME,
+            "shape": ["N", 3, s, s],
+            "layout": "NCHW, RGB",
+            "normalisation": "x / 127.5 - 1",
+            "crop": format!("similarity warp of the face onto UTKFace's aligned 200x200 frame (eyes at {:?} and {:?}), resampled to {s}x{s} by agegender::preprocess::warp", preprocess::TEMPLATE_LEFT_EYE, preprocess::TEMPLATE_RIGHT_EYE),
+        }),
+        outputs: serde_json::json!({
+            agegender::estimate::AGE_OUTPUT: "[N, 101] logits over ages 0..=100 years; the estimate is the softmax expectation, the range expectation +- interval_k standard deviations",
+            agegender::estimate::GENDER_OUTPUT: "[N, 1] logit of P(female)",
+        }),
+        calibration,
+        architecture: net.clone(),
+        parameters: portable
+            .convs
+            .iter()
+            .map(|c| c.weight.len() + c.bias.len())
+            .sum::<usize>()
+            + portable.age.weight.len()
+            + portable.age.bias.len()
+            + portable.gender.weight.len()
+            + portable.gender.bias.len(),
+        quantization: serde_json::json!({
+            "shipped": if use_int8 { "int8 weights, per-output-channel symmetric scales, dequantised by Cast+Mul (folded by tract at load)" } else { "f32" },
+            "f32": Variant { bytes: f32_bytes.len(), val: f32_val.as_ref().map(|v| v.0.clone()) },
+            "int8": Variant { bytes: int8_bytes.len(), val: int8_val.as_ref().map(|v| v.0.clone()) },
+        }),
+        training: serde_json::json!({
+            "data": a.data_label,
+            "data_licence": "UTKFace: non-commercial research use only",
+            "split": "FNV-1a 64 of the file name mod 100: 0-79 train, 80-89 validation, 90-99 test",
+            "epochs_run": state.epochs_done,
+            "best_epoch": state.best_epoch,
+            "best_val_mae_in_training": state.best_val_mae,
+            "config": state.config,
+            "command": format!("cargo run --release -p trainer -- train --data <utkface> --out {} --epochs {} && cargo run --release -p trainer -- export --run {} --data <utkface> --out model", a.run.display(), state.config.epochs, a.run.display()),
+        }),
+        metrics: serde_json::json!({ "test": test_report.as_ref().map(|r| &r.overall) }),
+    };
+    std::fs::create_dir_all(a.out)?;
+    write_atomic(&a.out.join("agegender.onnx"), bytes)?;
+    write_atomic(
+        &a.out.join("agegender.json"),
+        &serde_json::to_vec_pretty(&card)?,
+    )?;
+    write_atomic(
+        &a.out.join("agegender.golden.json"),
+        &serde_json::to_vec_pretty(&golden)?,
+    )?;
+    eprintln!(
+        "wrote {} ({} bytes, {}), f32 would be {} bytes",
+        a.out.join("agegender.onnx").display(),
+        bytes.len(),
+        if use_int8 { "int8" } else { "f32" },
+        f32_bytes.len()
+    );
+    if let Some(r) = &test_report {
+        println!("{}", serde_json::to_string_pretty(&r.overall)?);
+    }
+    Ok(())
+}
