@@ -56,6 +56,13 @@ const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : d) : 'n
 const fmtS = (s, d) => (s ? `${fmt(s.median, d)} (${fmt(s.p10, d)}–${fmt(s.p90, d)})` : 'n/a');
 const kb = (b) => `${(b / 1024).toFixed(0)} KiB`;
 
+// `--report`: rewrite BENCHMARKS.md from bench/out/results.json (after editing ANALYSIS.md).
+if (process.argv.includes('--report')) {
+  fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), report(JSON.parse(fs.readFileSync(path.join(outDir, 'results.json'), 'utf8'))));
+  log('rewrote BENCHMARKS.md from bench/out/results.json');
+  process.exit(0);
+}
+
 // ---- the server ---------------------------------------------------------------------------------
 
 const MIME = {
@@ -381,9 +388,11 @@ function report(R) {
   const T = R.trainer;
   if (T?.ours?.length && T.torch?.length) {
     const ours = stats(T.ours).median;
-    const torch2 = T.torch.find((t) => t.threads === 2);
-    const t2 = stats(torch2.img_per_s).median;
-    goals.push(['Trainer at least half PyTorch\'s CPU speed', `ours ${fmt(ours)} img/s vs PyTorch ${fmt(t2)} img/s (2 threads, batch 64): ${fmt(ours / t2, 2)}x`, ours / t2 >= 0.5]);
+    // Against PyTorch's best thread count: on a shared machine more threads can be slower.
+    const best = T.torch
+      .map((t) => ({ threads: t.threads, rate: stats(t.img_per_s).median }))
+      .sort((a, b) => b.rate - a.rate)[0];
+    goals.push(['Trainer at least half PyTorch\'s CPU speed', `ours ${fmt(ours)} img/s vs PyTorch ${fmt(best.rate)} img/s (its best: ${best.threads} thread${best.threads > 1 ? 's' : ''}, batch 64): ${fmt(ours / best.rate, 2)}x`, ours / best.rate >= 0.5]);
   }
   p('## Against the goals');
   p();
@@ -427,7 +436,8 @@ function report(R) {
     p('## Models: tract (wasm) against onnxruntime-web, same page, same inputs');
     p();
     p('The same ONNX files, one inference each, single thread. "classify stage" is our whole');
-    p('classification step (crop to tensor, model, decoding) as the pipeline runs it; face-api\'s');
+    p('classification step as the pipeline runs it: crop to tensor, the model on each face **and on its');
+    p('mirror image** (test-time augmentation: 2 model runs per face), decoding. face-api\'s');
     p('age/gender is `ageGenderNet.predictAgeAndGender` on 112x112 crops (its resize included).');
     p();
     p('| measure | ms | per face (ms) |');
