@@ -135,10 +135,12 @@ try {
   if (!skip.has('trainer')) trainerBench();
 } finally {
   server.close();
-  fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));
+  fs.writeFileSync(path.join(outDir, quick ? 'results-quick.json' : 'results.json'), JSON.stringify(results, null, 2));
 }
-fs.writeFileSync(path.join(root, 'BENCHMARKS.md'), report(results));
-log('wrote BENCHMARKS.md and bench/out/results.json');
+// A --quick smoke run never overwrites the real report.
+const reportFile = quick ? path.join(outDir, 'BENCHMARKS-quick.md') : path.join(root, 'BENCHMARKS.md');
+fs.writeFileSync(reportFile, report(results));
+log(`wrote ${path.relative(root, reportFile)} and its results JSON in bench/out/`);
 
 async function browserBench() {
   const browser = await chromium.launch({
@@ -339,7 +341,7 @@ function report(R) {
   p('# Benchmarks');
   p();
   p(`Written by \`./bench/run.sh${R.quick ? ' --quick' : ''}\` on ${R.date}${R.quick ? ' — **a --quick smoke run: too few rounds to trust**' : ''}. Regenerate it with`);
-  p('`./bench/run.sh` (the full run takes tens of minutes here); the raw numbers are in `bench/out/results.json`.');
+  p('`./bench/run.sh` (the full run takes tens of minutes here); the raw numbers are in `bench/out/results.json` (not committed).');
   p('Times are in ms: median (p10–p90) over the runs. Ratios are computed round by round (both sides');
   p('measured back to back in the same round) and summarised the same way: below 1 means ours is faster.');
   p();

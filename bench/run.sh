@@ -3,7 +3,11 @@
 # in one run, and writes BENCHMARKS.md. Never a CI test: the machine's noise makes timings flaky.
 #
 #   ./bench/run.sh            the full run (tens of minutes on a busy 2-core machine)
-#   ./bench/run.sh --quick    a smoke run: every measure a couple of times, same report
+#   ./bench/run.sh --quick    a smoke run: every measure a couple of times; writes
+#                             bench/out/BENCHMARKS-quick.md, never BENCHMARKS.md
+#   node bench/run.mjs --report   rewrite BENCHMARKS.md from bench/out/results.json
+#
+# tractbench depends on the agegender crate by path, so a change in src/ relinks it (LTO: minutes).
 #
 # Environment: AGEGENDER_DATA (default /work/shared/data; photos/ and utkface/ are used),
 # CHROMIUM (default /usr/bin/chromium), BENCH_SKIP (comma list of: browser,native,trainer,torch).
