@@ -10,7 +10,8 @@ use image::RgbImage;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-pub const DETECTOR: &[u8] = include_bytes!("../../../model/face_detection_back_256x256_barracuda.onnx");
+pub const DETECTOR: &[u8] =
+    include_bytes!("../../../model/face_detection_back_256x256_barracuda.onnx");
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -118,7 +119,9 @@ pub fn crops(n: usize) -> Vec<RgbImage> {
 
 /// Deterministic inputs in [-1, 1].
 pub fn input(len: usize) -> Vec<f32> {
-    (0..len).map(|i| ((i * 37 % 201) as f32 / 100.0) - 1.0).collect()
+    (0..len)
+        .map(|i| ((i * 37 % 201) as f32 / 100.0) - 1.0)
+        .collect()
 }
 
 fn checksum(out: TVec<TValue>) -> Result<f32, String> {
@@ -148,7 +151,8 @@ fn load_detector(bytes: &[u8]) -> Result<Plan, String> {
     let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(err)?;
     if let Some(graph) = proto.graph.as_mut() {
         for node in graph.node.iter_mut() {
-            if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value")
+            if node.op_type == "ConstantOfShape"
+                && !node.attribute.iter().any(|a| a.name == "value")
             {
                 node.attribute.push(pb::AttributeProto {
                     name: "value".into(),
@@ -180,7 +184,8 @@ pub mod wasm {
     }
 
     fn rgb(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, JsError> {
-        agegender::decode::rgba_to_rgb(rgba, width, height).map_err(|e| JsError::new(&e.to_string()))
+        agegender::decode::rgba_to_rgb(rgba, width, height)
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 
     #[wasm_bindgen]
@@ -214,7 +219,12 @@ pub mod wasm {
         }
         /// Stores an image (RGBA) for the stage timings; returns its index.
         #[wasm_bindgen(js_name = addImage)]
-        pub fn add_image(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<usize, JsError> {
+        pub fn add_image(
+            &mut self,
+            rgba: &[u8],
+            width: u32,
+            height: u32,
+        ) -> Result<usize, JsError> {
             self.images.push(rgb(rgba, width, height)?);
             Ok(self.images.len() - 1)
         }

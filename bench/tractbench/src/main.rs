@@ -58,9 +58,9 @@ fn main() -> Result<(), String> {
             .map_err(|e| format!("{photos}: {e}"))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+                })
             })
             .collect();
         names.sort();
@@ -72,7 +72,10 @@ fn main() -> Result<(), String> {
     if let Some((_, first)) = images.first().cloned() {
         for s in sizes.split(',').filter(|s| !s.is_empty()) {
             let (w, h) = s.split_once('x').ok_or(format!("bad size {s}"))?;
-            let (w, h): (u32, u32) = (w.parse().map_err(|_| "bad size")?, h.parse().map_err(|_| "bad size")?);
+            let (w, h): (u32, u32) = (
+                w.parse().map_err(|_| "bad size")?,
+                h.parse().map_err(|_| "bad size")?,
+            );
             let img = image::imageops::resize(&first, w, h, image::imageops::FilterType::Triangle);
             images.push((format!("generated {s}"), img));
         }
@@ -91,6 +94,9 @@ fn main() -> Result<(), String> {
         eprintln!("native: {name} done");
     }
     out["images"] = json!(rows);
-    println!("{}", serde_json::to_string(&out).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string(&out).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
