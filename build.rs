@@ -7,8 +7,10 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(agegender_classifier)");
-    // A directory: cargo looks at the newest mtime inside, so adding the files triggers a rerun.
+    // The files themselves: watching only the folder missed their arrival in one build.
     println!("cargo::rerun-if-changed=model");
+    println!("cargo::rerun-if-changed=model/agegender.onnx");
+    println!("cargo::rerun-if-changed=model/agegender.json");
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
     if model.join("agegender.onnx").is_file() && model.join("agegender.json").is_file() {
         println!("cargo::rustc-cfg=agegender_classifier");

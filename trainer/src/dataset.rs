@@ -7,6 +7,9 @@ use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 use serde::Serialize;
 
+/// Side of the pixel CSV format's grey images.
+const PIXEL_CSV_SIDE: u32 = 48;
+
 /// Largest image we decode from a dataset; UTKFace crops are 200x200.
 const MAX_SIDE: u32 = 4096;
 
@@ -274,11 +277,13 @@ pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetE
                 .push(format!("row {row}: bad age, gender or pixel value"));
             continue;
         };
-        let side = (pixels.len() as f64).sqrt() as u32;
-        if side < 8 || (side * side) as usize != pixels.len() {
+        // The format is 48x48 grey; any other count is a damaged row.
+        let side = PIXEL_CSV_SIDE;
+        if pixels.len() != (side * side) as usize {
             report.bad_rows.push(format!(
-                "row {row}: {} pixels is not a square image",
-                pixels.len()
+                "row {row}: {} pixels, expected {}",
+                pixels.len(),
+                side * side
             ));
             continue;
         }

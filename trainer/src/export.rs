@@ -368,6 +368,9 @@ mod tests {
 
     #[test]
     fn exported_onnx_matches_the_trained_net_in_tract() {
+        let _serial = crate::train::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let data = fake_utk("export", 64);
         let (samples, _) = load_utk_dir(&data, None).unwrap();
         let cfg = tiny_config(1);

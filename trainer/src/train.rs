@@ -548,6 +548,10 @@ pub(crate) mod tests {
         d
     }
 
+    /// burn's random generator is per process: training tests running in parallel threads
+    /// would draw from it in turn and lose determinism, so they take this lock.
+    pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     pub fn tiny_config(epochs: usize) -> TrainConfig {
         TrainConfig {
             epochs,
@@ -590,6 +594,7 @@ pub(crate) mod tests {
 
     #[test]
     fn smoke_run_trains_checkpoints_and_resumes_to_the_same_model() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let data = fake_utk("smoke", 120);
         let (samples, report) = load_utk_dir(&data, None).unwrap();
         assert_eq!(report.skipped(), 0);
