@@ -6,6 +6,7 @@ use agegender::embedded;
 use agegender::estimate::{AGE_BINS, AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
 use agegender::preprocess::golden_pattern;
 use serde_json::Value;
+use tract_onnx::prelude::Framework;
 
 fn shipped() -> Option<(&'static [u8], Value, Value)> {
     let (Some(model), Some(card)) = (embedded::CLASSIFIER, embedded::CARD) else {
