@@ -107,7 +107,7 @@ run_tests() {
     cargo fmt --all -- --check
 
     say "cargo clippy (native and wasm32)"
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets -- -D warnings
     # The library and the tests (examples are native command-line tools).
     wasm_env cargo clippy --target "$WASM_TARGET" --lib --tests -- -D warnings
 

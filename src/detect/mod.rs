@@ -7,6 +7,7 @@
 pub mod anchors;
 pub mod nms;
 mod onnx;
+pub use onnx::patch_constant_of_shape;
 pub mod tiles;
 
 use image::{RgbImage, imageops};

@@ -24,7 +24,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<Plan> {
 
 /// tract types a `ConstantOfShape` without a `value` attribute as f64 (the ONNX default is a
 /// float32 zero), which breaks the f32 graph: give such nodes an explicit f32 zero.
-fn patch_constant_of_shape(graph: &mut pb::GraphProto) {
+pub fn patch_constant_of_shape(graph: &mut pb::GraphProto) {
     for node in graph.node.iter_mut() {
         if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value") {
             node.attribute.push(pb::AttributeProto {

@@ -189,13 +189,17 @@ fn quantize(
     (q, scales)
 }
 
+/// How to quantise a weight: channel count, the scale tensor's dims, and the channel of each
+/// flat index.
+type Quant<'a> = (usize, Vec<i64>, &'a dyn Fn(usize) -> usize);
+
 /// Adds a weight initializer, either as f32 or as int8 + scales dequantised in the graph.
 fn add_weight(
     g: &mut GraphProto,
     name: &str,
     dims: &[i64],
     data: &[f32],
-    quant: Option<(usize, Vec<i64>, &dyn Fn(usize) -> usize)>,
+    quant: Option<Quant<'_>>,
 ) {
     match quant {
         None => g.initializer.push(f32_tensor(name, dims, data)),

@@ -13,6 +13,9 @@ use crate::train::EpochStats;
 
 const FONT: &str = "sans-serif";
 
+/// (x, y) points of one line.
+type Curve = Vec<(f64, f64)>;
+
 fn register_font() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
@@ -34,25 +37,18 @@ pub fn learning_curves(history: &[EpochStats], path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let (left, right) = root.split_horizontally(550);
     let epochs = history.len().max(1) as f64 + 0.5;
-    let series: [(
-        &DrawingArea<_, _>,
-        &str,
-        Vec<(f64, f64)>,
-        Vec<(f64, f64)>,
-        &str,
-        &str,
-    ); 2] = [
+    let series = [
         (
             &left,
             "Loss / age MAE on training batches",
             history
                 .iter()
                 .map(|h| (h.epoch as f64, h.train_loss))
-                .collect(),
+                .collect::<Curve>(),
             history
                 .iter()
                 .map(|h| (h.epoch as f64, h.train_mae))
-                .collect(),
+                .collect::<Curve>(),
             "train loss",
             "train MAE (years)",
         ),
@@ -62,11 +58,11 @@ pub fn learning_curves(history: &[EpochStats], path: &Path) -> Result<()> {
             history
                 .iter()
                 .map(|h| (h.epoch as f64, h.val_mae))
-                .collect(),
+                .collect::<Curve>(),
             history
                 .iter()
                 .map(|h| (h.epoch as f64, (1.0 - h.val_gender_acc) * 100.0))
-                .collect(),
+                .collect::<Curve>(),
             "val age MAE (years)",
             "val gender error (%)",
         ),

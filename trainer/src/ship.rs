@@ -105,7 +105,8 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     let f32_bytes = export::encode(&export::to_onnx(&portable, false, &doc));
     let f32_model = Classifier::from_bytes(&f32_bytes)?;
     let diff = max_logit_diff(&reference, &f32_model.logits(&goldens)?);
-    if !(diff <= F32_TOLERANCE) {
+    // Written so that a NaN difference also refuses the export.
+    if diff.is_nan() || diff > F32_TOLERANCE {
         bail!(
             "the exported model disagrees with the trained one in tract (max diff {diff}); nothing written"
         );

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use agegender::decode::{WORK_SIDE, fit_within};
 use agegender::{Classifier, DetectOptions, Detector, Options, Pipeline};
 use image::RgbImage;
-use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 pub const DETECTOR: &[u8] =
@@ -145,28 +144,12 @@ fn load_classifier(bytes: &[u8], n: usize) -> Result<Plan, String> {
         .map_err(err)
 }
 
-/// As agegender's detector loader: ConstantOfShape without a value gets an explicit f32 zero.
+/// As agegender's detector loader, with its ConstantOfShape patch.
 fn load_detector(bytes: &[u8]) -> Result<Plan, String> {
     let onnx = tract_onnx::onnx();
     let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(err)?;
     if let Some(graph) = proto.graph.as_mut() {
-        for node in graph.node.iter_mut() {
-            if node.op_type == "ConstantOfShape"
-                && !node.attribute.iter().any(|a| a.name == "value")
-            {
-                node.attribute.push(pb::AttributeProto {
-                    name: "value".into(),
-                    r#type: pb::attribute_proto::AttributeType::Tensor as i32,
-                    t: Some(pb::TensorProto {
-                        dims: vec![1],
-                        data_type: pb::tensor_proto::DataType::Float as i32,
-                        float_data: vec![0.0],
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-            }
-        }
+        agegender::detect::patch_constant_of_shape(graph);
     }
     onnx.model_for_proto_model(&proto)
         .and_then(|m| m.into_optimized())
