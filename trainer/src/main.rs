@@ -225,20 +225,14 @@ fn main() -> Result<()> {
                 &a.split,
             );
             if let Some(dir) = &a.report {
-                std::fs::create_dir_all(dir)?;
-                plots::predicted_vs_true(&outcomes, &dir.join("pred_vs_true.png"))?;
-                plots::confusion(
-                    report.overall.gender_confusion,
-                    report.group4_confusion,
-                    &dir.join("confusion.png"),
-                )?;
-                if let Some(run) = &a.run {
-                    let state: train::TrainState = serde_json::from_slice(&std::fs::read(
+                let state: Option<train::TrainState> = match &a.run {
+                    Some(run) => Some(serde_json::from_slice(&std::fs::read(
                         train::RunDir(run.clone()).state(),
-                    )?)?;
-                    plots::learning_curves(&state.history, &dir.join("learning_curves.png"))?;
-                }
-                train::write_atomic(&dir.join("eval.json"), &serde_json::to_vec_pretty(&report)?)?;
+                    )?)?),
+                    None => None,
+                };
+                let history = state.as_ref().map(|s| s.history.as_slice());
+                plots::write_report(dir, &outcomes, &report, history, "eval.json")?;
             }
             println!(
                 "{}",

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::metrics::{GROUP4, Outcome};
+use crate::metrics::{GROUP4, Outcome, Report};
 use crate::train::EpochStats;
 
 const FONT: &str = "sans-serif";
@@ -224,4 +224,26 @@ pub fn confusion(gender: [[usize; 2]; 2], groups: [[usize; 4]; 4], path: &Path) 
     )?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// Writes a report folder: the plots, and the report itself as `json_name`. The learning
+/// curves need a training history, which `eval` has only when given the run.
+pub fn write_report(
+    dir: &Path,
+    outcomes: &[Outcome],
+    report: &Report,
+    history: Option<&[EpochStats]>,
+    json_name: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    if let Some(h) = history {
+        learning_curves(h, &dir.join("learning_curves.png"))?;
+    }
+    predicted_vs_true(outcomes, &dir.join("pred_vs_true.png"))?;
+    confusion(
+        report.overall.gender_confusion,
+        report.group4_confusion,
+        &dir.join("confusion.png"),
+    )?;
+    crate::train::write_atomic(&dir.join(json_name), &serde_json::to_vec_pretty(report)?)
 }

@@ -161,17 +161,12 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         let outcomes = evaluate(&chosen, &test)?;
         let r = metrics::report(&outcomes, "agegender.onnx", &a.data_label, "test");
         if let Some(dir) = &a.report_dir {
-            std::fs::create_dir_all(dir)?;
-            plots::learning_curves(&state.history, &dir.join("learning_curves.png"))?;
-            plots::predicted_vs_true(&outcomes, &dir.join("pred_vs_true.png"))?;
-            plots::confusion(
-                r.overall.gender_confusion,
-                r.group4_confusion,
-                &dir.join("confusion.png"),
-            )?;
-            write_atomic(
-                &dir.join("test_metrics.json"),
-                &serde_json::to_vec_pretty(&r)?,
+            plots::write_report(
+                dir,
+                &outcomes,
+                &r,
+                Some(&state.history),
+                "test_metrics.json",
             )?;
         }
         test_report = Some(r);
