@@ -41,7 +41,37 @@ pub fn evaluate(classifier: &Classifier, samples: &[&Sample]) -> Result<Vec<Outc
 #[derive(Serialize)]
 struct Variant {
     bytes: usize,
+    /// Native tract, median over repeated runs on this machine, in milliseconds per face.
+    native_ms_per_face: Speed,
     val: Option<Metrics>,
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct Speed {
+    batch_1: f64,
+    batch_16: f64,
+}
+
+/// Median time per face of `classifier.logits` at batch 1 and 16 (after a warm-up run).
+fn time_per_face(classifier: &Classifier) -> Result<Speed> {
+    let median_ms = |batch: usize, runs: usize| -> Result<f64> {
+        let crops: Vec<RgbImage> = (0..batch)
+            .map(|i| preprocess::golden_pattern(i as u32 % 3))
+            .collect();
+        classifier.logits(&crops)?;
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = std::time::Instant::now();
+            classifier.logits(&crops)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3 / batch as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[runs / 2])
+    };
+    Ok(Speed {
+        batch_1: median_ms(1, 41)?,
+        batch_16: median_ms(16, 11)?,
+    })
 }
 
 #[derive(Serialize)]
@@ -115,6 +145,11 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     let int8_model = Classifier::from_bytes(&int8_bytes)?;
     let int8_diff = max_logit_diff(&reference, &int8_model.logits(&goldens)?);
     eprintln!("tract check: f32 max diff {diff:.2e}, int8 max diff {int8_diff:.3}");
+    let (f32_speed, int8_speed) = (time_per_face(&f32_model)?, time_per_face(&int8_model)?);
+    eprintln!(
+        "native tract ms/face (batch 1, 16): f32 {:.2}, {:.2}; int8 {:.2}, {:.2}",
+        f32_speed.batch_1, f32_speed.batch_16, int8_speed.batch_1, int8_speed.batch_16
+    );
 
     let split = |which: Split| -> Vec<&Sample> {
         a.samples
@@ -216,8 +251,8 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             + portable.gender.bias.len(),
         quantization: serde_json::json!({
             "shipped": if use_int8 { "int8 weights, per-output-channel symmetric scales, dequantised by Cast+Mul (folded by tract at load)" } else { "f32" },
-            "f32": Variant { bytes: f32_bytes.len(), val: f32_val.as_ref().map(|v| v.0.clone()) },
-            "int8": Variant { bytes: int8_bytes.len(), val: int8_val.as_ref().map(|v| v.0.clone()) },
+            "f32": Variant { bytes: f32_bytes.len(), native_ms_per_face: f32_speed, val: f32_val.as_ref().map(|v| v.0.clone()) },
+            "int8": Variant { bytes: int8_bytes.len(), native_ms_per_face: int8_speed, val: int8_val.as_ref().map(|v| v.0.clone()) },
         }),
         training: serde_json::json!({
             "data": a.data_label,
