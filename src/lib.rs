@@ -10,6 +10,8 @@ pub mod detect;
 pub mod error;
 pub mod pipeline;
 pub mod results;
+pub mod track;
+pub mod verify;
 
 pub use classify::Classifier;
 pub use detect::{DetectOptions, Detection, Detector};

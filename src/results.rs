@@ -1,12 +1,13 @@
 //! What an analysis returns. Plain serialisable structs: the wasm layer hands them to JavaScript
-//! through serde-wasm-bindgen, the native CLI prints them as JSON.
+//! through serde-wasm-bindgen (and take them back, for `verify` and `Tracker`), the native CLI
+//! prints them as JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::estimate::Estimate;
 
 /// All faces found in one image.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// Size of the analysed image, in pixels; all `*_px` values refer to it.
     pub width: u32,
@@ -16,7 +17,7 @@ pub struct Analysis {
 }
 
 /// One face.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Face {
     /// `[x, y, width, height]` in image pixels (may extend past the image edge).
     pub box_px: [f32; 4],
@@ -32,7 +33,7 @@ pub struct Face {
 }
 
 /// Why an estimate may be unreliable.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
     /// Face smaller than `Options::min_eye_distance` (see there): too few pixels for an estimate.
     pub too_small: bool,

@@ -8,14 +8,22 @@
 //! await init();
 //! const analyzer = new Analyzer();            // loads the embedded models, once
 //! const analysis = analyzer.analyze(rgba, width, height, {}); // { width, height, faces: [...] }
+//! verify(analysis, { age: 30, gender: 'female' });  // [{ verdict, reason, age, gender }] per face
+//! ageGate(analysis, 18);                            // [{ decision, threshold, reason }] per face
+//! const tracker = new Tracker();                    // webcam: per-face ids and smoothing
+//! const frame = tracker.update(analysis, performance.now()); // { width, height, faces: [{ id, ... }] }
 //! ```
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::embedded;
 use crate::estimate::Calibration;
 use crate::pipeline::{Options, Pipeline};
+use crate::results::Analysis;
+use crate::track::{TrackOptions, Tracker as RustTracker};
+use crate::verify::{self, Claim, FaceEvidence, GateRules, VerifyRules};
 
 /// Face analysis with the models embedded in the module.
 #[wasm_bindgen]
@@ -47,11 +55,7 @@ impl Analyzer {
         height: u32,
         options: JsValue,
     ) -> Result<JsValue, JsError> {
-        let options: Options = if options.is_undefined() || options.is_null() {
-            Options::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)?
-        };
+        let options: Options = from_js_or_default(options)?;
         let analysis = self.pipeline.analyze_rgba(rgba, width, height, &options)?;
         to_js(&analysis)
     }
@@ -91,6 +95,90 @@ impl ModelInfo {
                 .map(|_| embedded::classifier_name().unwrap_or_else(|| "agegender".into())),
             calibration: pipeline.classifier().map(|c| c.calibration()),
         }
+    }
+}
+
+/// The faces of an `analyze` result (or of a `Tracker.update` frame): only their `estimate` and
+/// `quality` are read.
+#[derive(Deserialize)]
+struct Faces {
+    faces: Vec<FaceEvidence>,
+}
+
+/// Checks each face of `analysis` against what a person states, `claim` = `{ age?, gender? }`
+/// (`gender`: `"female"` or `"male"`). Returns one `{ verdict, reason, age, gender }` per face:
+/// `verdict` is `"consistent"`, `"inconsistent"` or `"cannot_tell"`, `age` and `gender` are the
+/// parts' `{ verdict, reason }` (`null` when not stated). `rules` (optional):
+/// `{ min_margin, strong_gender }`. Throws on an empty or impossible claim. Rules: `src/verify.rs`.
+#[wasm_bindgen]
+pub fn verify(analysis: JsValue, claim: JsValue, rules: JsValue) -> Result<JsValue, JsError> {
+    let Faces { faces } = serde_wasm_bindgen::from_value(analysis)?;
+    let claim: Claim = serde_wasm_bindgen::from_value(claim)?;
+    let rules: VerifyRules = from_js_or_default(rules)?;
+    let checks = faces
+        .iter()
+        .map(|f| verify::verify(f, &claim, &rules))
+        .collect::<Result<Vec<_>, _>>()?;
+    to_js(&checks)
+}
+
+/// Age gate at `threshold` years for each face of `analysis`: one
+/// `{ decision, threshold, reason }` per face, `decision` being `"clearly_over"`,
+/// `"clearly_under"` or `"check_id"` (never a guess near the line). `rules` (optional):
+/// `{ min_margin }`. Throws on a threshold outside 1-130. Rules: `src/verify.rs`.
+#[wasm_bindgen(js_name = ageGate)]
+pub fn age_gate(analysis: JsValue, threshold: f32, rules: JsValue) -> Result<JsValue, JsError> {
+    let Faces { faces } = serde_wasm_bindgen::from_value(analysis)?;
+    let rules: GateRules = from_js_or_default(rules)?;
+    let gates = faces
+        .iter()
+        .map(|f| verify::age_gate(f, threshold, &rules))
+        .collect::<Result<Vec<_>, _>>()?;
+    to_js(&gates)
+}
+
+/// Follows faces across webcam frames and smooths their estimates (`src/track.rs`).
+#[wasm_bindgen]
+pub struct Tracker {
+    inner: RustTracker,
+}
+
+#[wasm_bindgen]
+impl Tracker {
+    /// `options` (optional): `{ min_iou, time_constant_ms, box_time_constant_ms, max_missed }`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<Tracker, JsError> {
+        Ok(Tracker {
+            inner: RustTracker::new(from_js_or_default::<TrackOptions>(options)?),
+        })
+    }
+
+    /// Adds one frame's `analyze` result, taken at `time_ms` (`performance.now()`); returns
+    /// `{ width, height, faces }` whose faces carry `id`, `frames`, `estimate_frames` and the
+    /// usual face fields with smoothed box and estimate.
+    pub fn update(&mut self, analysis: JsValue, time_ms: f64) -> Result<JsValue, JsError> {
+        let analysis: Analysis = serde_wasm_bindgen::from_value(analysis)?;
+        to_js(&self.inner.update(&analysis, time_ms))
+    }
+
+    /// Forgets every track.
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Live tracks.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+/// `undefined` or `null` give the defaults.
+fn from_js_or_default<T: DeserializeOwned + Default>(value: JsValue) -> Result<T, JsError> {
+    if value.is_undefined() || value.is_null() {
+        Ok(T::default())
+    } else {
+        Ok(serde_wasm_bindgen::from_value(value)?)
     }
 }
 

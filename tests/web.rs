@@ -6,8 +6,9 @@
 
 mod common;
 
-use agegender::wasm::{Analyzer, version};
+use agegender::wasm::{Analyzer, Tracker, age_gate, verify, version};
 use js_sys::Reflect;
+use serde::Serialize;
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -148,4 +149,140 @@ fn matches_the_native_golden() {
             diffs.join("\n")
         );
     });
+}
+
+/// An analysis-shaped JS object with one face of the given estimate (`None`: no estimate).
+fn one_face(estimate: Option<(f32, f32, f32)>, too_small: bool) -> JsValue {
+    let estimate = match estimate {
+        Some((age, half, p_female)) => serde_json::json!({
+            "age": age, "age_std": half, "age_low": age - half, "age_high": age + half,
+            "p_female": p_female,
+            "gender_reliable": age >= 6.0 && (p_female - 0.5).abs() >= 0.2,
+        }),
+        None => Value::Null,
+    };
+    let analysis = serde_json::json!({
+        "width": 640, "height": 480,
+        "faces": [{
+            "box_px": [100.0, 100.0, 120.0, 120.0], "box_norm": [0.15, 0.2, 0.19, 0.25],
+            "score": 0.9, "keypoints": [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], "estimate": estimate,
+            "quality": { "too_small": too_small, "blurry": false, "cut_off": false,
+                         "eye_distance": 40.0, "sharpness": 300.0 },
+        }],
+    });
+    analysis
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap()
+}
+
+fn claim(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap()
+}
+
+fn first(array: &JsValue, key: &str) -> Option<String> {
+    get(&js_sys::Array::from(array).get(0), key).as_string()
+}
+
+#[wasm_bindgen_test]
+fn verify_answers_per_face_with_reasons() {
+    let adult = one_face(Some((35.0, 5.0, 0.95)), false);
+    let checks = verify(
+        adult.clone(),
+        claim(r#"{"age": 34, "gender": "female"}"#),
+        JsValue::UNDEFINED,
+    )
+    .map_err(JsValue::from)
+    .unwrap();
+    assert_eq!(js_sys::Array::from(&checks).length(), 1);
+    assert_eq!(first(&checks, "verdict").as_deref(), Some("consistent"));
+    let checks = verify(adult.clone(), claim(r#"{"age": 12}"#), JsValue::NULL)
+        .map_err(JsValue::from)
+        .unwrap();
+    assert_eq!(first(&checks, "verdict").as_deref(), Some("inconsistent"));
+    assert!(first(&checks, "reason").unwrap().contains("outside"));
+    // The gender part is null when only an age is stated.
+    assert!(get(&js_sys::Array::from(&checks).get(0), "gender").is_null());
+
+    let child = one_face(Some((3.0, 1.5, 0.99)), false);
+    let checks = verify(child, claim(r#"{"gender": "male"}"#), JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    assert_eq!(first(&checks, "verdict").as_deref(), Some("cannot_tell"));
+
+    // An empty claim and a bad gender are JS errors.
+    let err = JsValue::from(verify(adult.clone(), claim("{}"), JsValue::UNDEFINED).unwrap_err());
+    assert!(message(&err).contains("state an age"), "{}", message(&err));
+    assert!(verify(adult, claim(r#"{"gender": "x"}"#), JsValue::UNDEFINED).is_err());
+}
+
+#[wasm_bindgen_test]
+fn age_gate_answers_clearly_or_check_id() {
+    let gate = |face: JsValue, t: f32| {
+        first(
+            &age_gate(face, t, JsValue::UNDEFINED)
+                .map_err(JsValue::from)
+                .unwrap(),
+            "decision",
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        gate(one_face(Some((40.0, 5.0, 0.9)), false), 18.0),
+        "clearly_over"
+    );
+    assert_eq!(
+        gate(one_face(Some((5.0, 1.5, 0.5)), false), 18.0),
+        "clearly_under"
+    );
+    assert_eq!(
+        gate(one_face(Some((19.0, 3.0, 0.9)), false), 18.0),
+        "check_id"
+    );
+    assert_eq!(gate(one_face(None, true), 18.0), "check_id");
+    let err = JsValue::from(age_gate(one_face(None, true), 0.0, JsValue::UNDEFINED).unwrap_err());
+    assert!(message(&err).contains("threshold"), "{}", message(&err));
+}
+
+#[wasm_bindgen_test]
+fn verify_and_gate_take_a_real_analysis() {
+    ANALYZER.with(|a| {
+        let result = scene(a).unwrap_or_else(|e| panic!("{}", message(&e)));
+        let n = js_sys::Array::from(&get(&result, "faces")).length();
+        let checks = verify(result.clone(), claim(r#"{"age": 30}"#), JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .unwrap();
+        assert_eq!(js_sys::Array::from(&checks).length(), n);
+        let gates = age_gate(result, 18.0, JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .unwrap();
+        assert_eq!(js_sys::Array::from(&gates).length(), n);
+    });
+}
+
+#[wasm_bindgen_test]
+fn tracker_keeps_ids_and_smooths() {
+    let mut tracker = Tracker::new(JsValue::UNDEFINED)
+        .map_err(JsValue::from)
+        .unwrap();
+    let f1 = tracker
+        .update(one_face(Some((30.0, 4.0, 0.9)), false), 0.0)
+        .map_err(JsValue::from)
+        .unwrap();
+    let f2 = tracker
+        .update(one_face(Some((50.0, 4.0, 0.9)), false), 100.0)
+        .map_err(JsValue::from)
+        .unwrap();
+    let face = |f: &JsValue| js_sys::Array::from(&get(f, "faces")).get(0);
+    assert_eq!(get(&face(&f1), "id").as_f64(), Some(1.0));
+    assert_eq!(get(&face(&f2), "id").as_f64(), Some(1.0));
+    assert_eq!(get(&face(&f2), "frames").as_f64(), Some(2.0));
+    let age = get(&get(&face(&f2), "estimate"), "age").as_f64().unwrap();
+    assert!(age > 30.0 && age < 40.0, "smoothed, not jumped: {age}");
+    assert!(get(&face(&f2), "box_px").is_object());
+    assert_eq!(tracker.size(), 1);
+    tracker.reset();
+    assert_eq!(tracker.size(), 0);
+    // Options are read; garbage is an error, not a trap.
+    assert!(Tracker::new(claim(r#"{"max_missed": 0}"#)).is_ok());
+    assert!(tracker.update(JsValue::from_str("frame"), 0.0).is_err());
 }
