@@ -12,8 +12,10 @@
 //!   *inconsistent* only when it shows the other one with at least `strong_gender` confidence;
 //!   otherwise, and always for faces estimated younger than `estimate::GENDER_MIN_AGE`,
 //!   *cannot tell*.
-//! - Age gate at threshold `T`: *clearly over* only if the doubled range lies at or above `T`,
-//!   *clearly under* only if it lies below `T`; anything else is *check ID*.
+//! - Age gate at threshold `T`: *clearly over* only if the range, widened on each side by half
+//!   its half-width (at least `min_margin` years; about 1.6 predicted standard deviations, so
+//!   roughly 1 in 20 people whose true age is at the line's edge of the range slip through),
+//!   lies at or above `T`; *clearly under* only if it lies below `T`; anything else is *check ID*.
 //! - No estimate, a face too small or blurred: *cannot tell* / *check ID*.
 
 use serde::{Deserialize, Serialize};
@@ -53,7 +55,8 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn validate(&self) -> Result<(), ClaimError> {
+    /// Checks the claim itself (something stated, a possible age), whatever the faces.
+    pub fn validate(&self) -> Result<(), ClaimError> {
         match self.age {
             None if self.gender.is_none() => Err(ClaimError::Empty),
             Some(a) if !(0.0..=MAX_STATED_AGE).contains(&a) => Err(ClaimError::BadAge(a)),
@@ -130,11 +133,16 @@ pub struct GateResult {
 pub struct GateRules {
     /// Least widening, in years, of each side of the range.
     pub min_margin: f32,
+    /// Widening of each side of the range as a fraction of its half-width.
+    pub range_factor: f32,
 }
 
 impl Default for GateRules {
     fn default() -> Self {
-        Self { min_margin: 2.0 }
+        Self {
+            min_margin: 2.0,
+            range_factor: 0.5,
+        }
     }
 }
 
@@ -168,9 +176,9 @@ impl FaceEvidence {
     }
 }
 
-/// The range widened on each side by its half-width, at least `min_margin` years.
-fn doubled_range(e: &Estimate, min_margin: f32) -> (f32, f32) {
-    let margin = ((e.age_high - e.age_low) / 2.0).max(min_margin);
+/// The range widened on each side by `factor` times its half-width, at least `min_margin` years.
+fn widened_range(e: &Estimate, factor: f32, min_margin: f32) -> (f32, f32) {
+    let margin = (factor * (e.age_high - e.age_low) / 2.0).max(min_margin);
     (e.age_low - margin, e.age_high + margin)
 }
 
@@ -188,8 +196,9 @@ fn range_text(e: &Estimate) -> String {
 }
 
 fn check_age(e: &Estimate, stated: f32, rules: &VerifyRules) -> Check {
-    let (lo, hi) = doubled_range(e, rules.min_margin);
-    let (verdict, how) = if (e.age_low..=e.age_high).contains(&stated) {
+    let (lo, hi) = widened_range(e, 1.0, rules.min_margin);
+    // Inside the range as shown (whole years), so the reason never contradicts the numbers.
+    let (verdict, how) = if (e.age_low.round()..=e.age_high.round()).contains(&stated) {
         (Verdict::Consistent, "within")
     } else if stated < lo || stated > hi {
         (Verdict::Inconsistent, "far outside")
@@ -225,8 +234,8 @@ fn check_gender(e: &Estimate, stated: Gender, rules: &VerifyRules) -> Check {
             Verdict::CannotTell,
             format!(
                 "the model is unsure of the gender ({:.0}% {})",
-                100.0 * p_stated,
-                name(stated)
+                100.0 * e.gender_confidence(),
+                if e.p_female >= 0.5 { "female" } else { "male" }
             ),
         )
     } else if p_stated >= 0.5 {
@@ -303,20 +312,27 @@ pub fn verify(
     })
 }
 
+/// Checks an age-gate threshold, whatever the faces.
+pub fn validate_threshold(threshold: f32) -> Result<(), ClaimError> {
+    if (1.0..=MAX_STATED_AGE).contains(&threshold) {
+        Ok(())
+    } else {
+        Err(ClaimError::BadThreshold(threshold))
+    }
+}
+
 /// Decides one face at an age threshold.
 pub fn age_gate(
     face: &FaceEvidence,
     threshold: f32,
     rules: &GateRules,
 ) -> Result<GateResult, ClaimError> {
-    if !(1.0..=MAX_STATED_AGE).contains(&threshold) {
-        return Err(ClaimError::BadThreshold(threshold));
-    }
+    validate_threshold(threshold)?;
     let t = years(threshold);
     let (decision, reason) = match face.usable() {
         Err(why) => (GateDecision::CheckId, why.to_owned()),
         Ok(e) => {
-            let (lo, hi) = doubled_range(e, rules.min_margin);
+            let (lo, hi) = widened_range(e, rules.range_factor, rules.min_margin);
             if lo >= threshold {
                 (
                     GateDecision::ClearlyOver,
@@ -506,14 +522,15 @@ mod tests {
     fn age_gate_is_never_a_bare_guess_near_the_line() {
         let g = GateRules::default();
         let gate = |age, half| age_gate(&face(age, half, 0.9), 18.0, &g).unwrap().decision;
-        assert_eq!(gate(40.0, 6.0), GateDecision::ClearlyOver); // doubled 28-52
-        assert_eq!(gate(30.0, 6.0), GateDecision::ClearlyOver); // doubled 18-42: at the line
-        assert_eq!(gate(29.0, 6.0), GateDecision::CheckId);
+        assert_eq!(gate(40.0, 6.0), GateDecision::ClearlyOver); // widened 31-49
+        assert_eq!(gate(27.0, 6.0), GateDecision::ClearlyOver); // widened 18-36: at the line
+        assert_eq!(gate(26.0, 6.0), GateDecision::CheckId);
+        assert_eq!(gate(40.0, 20.0), GateDecision::CheckId); // widened 10-70: too unsure
         assert_eq!(gate(19.0, 1.0), GateDecision::CheckId); // estimated over, but close
         assert_eq!(gate(17.0, 1.0), GateDecision::CheckId); // estimated under, but close
-        assert_eq!(gate(6.0, 2.0), GateDecision::ClearlyUnder); // doubled 2-10
-        assert_eq!(gate(13.0, 2.0), GateDecision::ClearlyUnder); // doubled 9-17
-        assert_eq!(gate(14.0, 2.0), GateDecision::CheckId); // doubled 10-18
+        assert_eq!(gate(6.0, 2.0), GateDecision::ClearlyUnder); // widened 2-10 (2-year margin)
+        assert_eq!(gate(13.0, 2.0), GateDecision::ClearlyUnder); // widened 9-17
+        assert_eq!(gate(14.0, 2.0), GateDecision::CheckId); // widened 10-18
         let r = age_gate(&face(6.0, 2.0, 0.5), 25.0, &g).unwrap();
         assert_eq!(r.threshold, 25.0);
         assert!(r.reason.contains("well below 25"), "{}", r.reason);

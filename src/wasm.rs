@@ -115,6 +115,8 @@ pub fn verify(analysis: JsValue, claim: JsValue, rules: JsValue) -> Result<JsVal
     let Faces { faces } = serde_wasm_bindgen::from_value(analysis)?;
     let claim: Claim = serde_wasm_bindgen::from_value(claim)?;
     let rules: VerifyRules = from_js_or_default(rules)?;
+    // A bad claim is an error even when there is no face to check.
+    claim.validate()?;
     let checks = faces
         .iter()
         .map(|f| verify::verify(f, &claim, &rules))
@@ -130,6 +132,7 @@ pub fn verify(analysis: JsValue, claim: JsValue, rules: JsValue) -> Result<JsVal
 pub fn age_gate(analysis: JsValue, threshold: f32, rules: JsValue) -> Result<JsValue, JsError> {
     let Faces { faces } = serde_wasm_bindgen::from_value(analysis)?;
     let rules: GateRules = from_js_or_default(rules)?;
+    verify::validate_threshold(threshold)?;
     let gates = faces
         .iter()
         .map(|f| verify::age_gate(f, threshold, &rules))

@@ -241,6 +241,10 @@ fn age_gate_answers_clearly_or_check_id() {
     assert_eq!(gate(one_face(None, true), 18.0), "check_id");
     let err = JsValue::from(age_gate(one_face(None, true), 0.0, JsValue::UNDEFINED).unwrap_err());
     assert!(message(&err).contains("threshold"), "{}", message(&err));
+    // Bad settings are errors even with no face to decide on.
+    let no_faces = claim(r#"{"faces": []}"#);
+    assert!(age_gate(no_faces.clone(), f32::NAN, JsValue::UNDEFINED).is_err());
+    assert!(verify(no_faces, claim("{}"), JsValue::UNDEFINED).is_err());
 }
 
 #[wasm_bindgen_test]

@@ -1,13 +1,17 @@
-// Main thread: takes photos in (drop, picker, camera, paste), decodes them with the browser,
-// hands the RGBA pixels to the worker and draws what comes back. No inference happens here.
+// Main thread: takes photos in (drop, picker, camera, paste, webcam), decodes them with the
+// browser, hands the RGBA pixels to the worker and draws what comes back. No inference and no
+// decision happens here: the worker runs the wasm pipeline and its verify/ageGate/Tracker code.
 // Every string that reaches the DOM goes through textContent or setAttribute, never innerHTML.
 
 /** Longest side sent to the worker; larger photos are downscaled here first (memory, speed). */
 const MAX_SIDE = 4096;
+/** Longest side of a webcam frame sent to the worker: enough for faces at arm's length. */
+const WEBCAM_SIDE = 640;
 
 const $ = (id) => document.getElementById(id);
 const statusEl = $('status');
 const progressBox = $('progress-box');
+const progressEl = $('progress');
 const resultsEl = $('results');
 const template = $('result-template');
 
@@ -16,6 +20,8 @@ const template = $('result-template');
 let worker = null;
 let nextId = 1;
 const pending = new Map(); // id -> { resolve, reject }
+let modelVersion = '';
+let modelInfo = null;
 
 function startWorker() {
   worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -49,13 +55,18 @@ function restartWorker(why) {
   startWorker();
 }
 
-/** Sends one image (its buffer is transferred, not copied); resolves to { result, ms }. */
-function analyze(rgba, width, height) {
+/** Sends one request (ArrayBuffers in `transfer` are moved, not copied); resolves to the reply. */
+function ask(message, transfer = []) {
   const id = nextId++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
-    worker.postMessage({ id, rgba, width, height, options: {} }, [rgba]);
+    worker.postMessage({ id, ...message }, transfer);
   });
+}
+
+/** Analyses one image with the current mode's checks; resolves to { result, checks, gates, ms }. */
+function analyze(rgba, width, height, extra = {}) {
+  return ask({ type: 'analyze', rgba, width, height, options: {}, ...checkRequest(), ...extra }, [rgba]);
 }
 
 function onStatus(msg) {
@@ -64,7 +75,9 @@ function onStatus(msg) {
       setStatus('Loading the model…', 'busy');
       break;
     case 'ready':
-      setStatus('Ready. Drop, choose or paste photos.', 'idle');
+      setStatus('Ready. Drop, choose or paste photos, or start the webcam.', 'idle');
+      modelVersion = msg.version;
+      modelInfo = msg.info;
       showModelInfo(msg.version, msg.info);
       document.body.dataset.ready = 'true';
       break;
@@ -77,10 +90,17 @@ function onStatus(msg) {
   }
 }
 
-function setStatus(text, state) {
+function setStatus(text, state, done, total) {
   statusEl.textContent = text;
   statusEl.dataset.state = state;
   progressBox.classList.toggle('busy', state === 'busy');
+  // A batch shows how far it got; loading and single photos show an indeterminate bar.
+  if (state === 'busy' && total > 1) {
+    progressEl.max = total;
+    progressEl.value = done;
+  } else {
+    progressEl.removeAttribute('value');
+  }
 }
 
 let hasClassifier = false;
@@ -97,18 +117,100 @@ function showModelInfo(version, info) {
   $('model-info').textContent = parts.join(' · ');
 }
 
+// ---- modes ------------------------------------------------------------------------------------
+
+const modeMessage = $('mode-message');
+
+function currentMode() {
+  return document.querySelector('input[name="mode"]:checked')?.value ?? 'estimate';
+}
+
+/** What the worker should check besides the estimate, from the mode and its fields. */
+function checkRequest() {
+  const mode = currentMode();
+  if (mode === 'verify') {
+    const claim = {};
+    const age = $('stated-age').value.trim();
+    if (age !== '') claim.age = Number(age);
+    const gender = $('stated-gender').value;
+    if (gender) claim.gender = gender;
+    return Object.keys(claim).length ? { claim } : {};
+  }
+  if (mode === 'gate') {
+    const t = $('threshold').value.trim();
+    return { gate: t === '' ? NaN : Number(t) };
+  }
+  return {};
+}
+
+function claimText(claim) {
+  const parts = [];
+  if (claim.age !== undefined) parts.push(`age ${claim.age}`);
+  if (claim.gender) parts.push(claim.gender);
+  return `Stated ${parts.join(', ')}`;
+}
+
+function onModeChange() {
+  const mode = currentMode();
+  $('verify-options').hidden = mode !== 'verify';
+  $('gate-options').hidden = mode !== 'gate';
+  document.body.dataset.mode = mode;
+  const req = checkRequest();
+  document.body.dataset.request = JSON.stringify(req); // cards say which settings they show
+  modeMessage.textContent =
+    mode === 'verify' && !req.claim ? 'Enter a stated age, a gender or both to check the faces.' : '';
+  recheckCards();
+}
+
+for (const el of document.querySelectorAll('input[name="mode"], #stated-age, #stated-gender, #threshold')) {
+  el.addEventListener('change', onModeChange);
+  if (el.type === 'number') el.addEventListener('input', debounce(onModeChange, 300));
+}
+
+function debounce(fn, ms) {
+  let timer = 0;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  };
+}
+
+/** The cards already analysed get the new mode's answers (no new analysis, just the checks). */
+let recheckToken = 0;
+async function recheckCards() {
+  const token = ++recheckToken;
+  const req = checkRequest();
+  for (const card of cards) {
+    if (!card.analysis) continue;
+    let reply;
+    try {
+      reply = await ask({ type: 'check', analysis: card.analysis, ...req });
+    } catch {
+      continue;
+    }
+    if (token !== recheckToken) return; // the settings changed again meanwhile
+    card.reply = { ...card.reply, ...reply, request: req };
+    render(card);
+  }
+}
+
 // ---- input ------------------------------------------------------------------------------------
 
+const cards = [];
 let queue = Promise.resolve();
-let busyCount = 0;
+let batchTotal = 0;
+let batchDone = 0;
 
 function addFiles(files) {
   for (const file of files) {
     const card = makeCard(file.name || 'pasted image');
-    busyCount++;
+    batchTotal++;
     queue = queue.then(() => process(file, card)).finally(() => {
-      busyCount--;
-      if (busyCount === 0 && document.body.dataset.ready) setStatus('Ready. Drop, choose or paste more photos.', 'idle');
+      batchDone++;
+      if (batchDone === batchTotal) {
+        batchDone = batchTotal = 0;
+        if (document.body.dataset.ready) setStatus('Ready. Drop, choose or paste more photos.', 'idle');
+      }
     });
   }
 }
@@ -154,23 +256,37 @@ function makeCard(name) {
     canvas: node.querySelector('.result-canvas'),
     summary: node.querySelector('.result-summary'),
     list: node.querySelector('.result-faces'),
+    savePng: node.querySelector('.save-png'),
+    saveJson: node.querySelector('.save-json'),
+    bitmap: null,
+    analysis: null,
+    reply: null,
   };
   node.querySelector('.result-title').textContent = name;
   node.dataset.state = 'waiting';
   card.summary.textContent = 'Waiting…';
   card.canvas.setAttribute('aria-label', `${name}: not analysed yet`);
+  card.savePng.setAttribute('aria-label', `Download the annotated image of ${name}`);
+  card.saveJson.setAttribute('aria-label', `Download the results for ${name} as JSON`);
+  card.savePng.addEventListener('click', () => savePng(card));
+  card.saveJson.addEventListener('click', () => saveJson(card));
   resultsEl.append(node);
+  cards.push(card);
   return card;
 }
 
 async function process(file, card) {
   card.node.dataset.state = 'running';
   card.summary.textContent = 'Analysing…';
-  setStatus(`Analysing ${card.name}…`, 'busy');
+  const position = batchTotal > 1 ? ` (${batchDone + 1} of ${batchTotal})` : '';
+  setStatus(`Analysing ${card.name}${position}…`, 'busy', batchDone, batchTotal);
   try {
-    const { rgba, width, height } = await decode(file, card.canvas);
-    const { result, ms } = await analyze(rgba, width, height);
-    drawResult(card, result, ms);
+    const { rgba, width, height } = await decode(file, card);
+    const request = checkRequest();
+    const reply = await analyze(rgba, width, height);
+    card.analysis = reply.result;
+    card.reply = { ...reply, request };
+    render(card);
   } catch (err) {
     card.node.dataset.state = 'error';
     card.summary.textContent = `Could not analyse this file: ${err.message}`;
@@ -178,8 +294,9 @@ async function process(file, card) {
   }
 }
 
-/** Decodes with the browser (EXIF orientation applied), draws the photo, returns opaque RGBA. */
-async function decode(file, canvas) {
+/** Decodes with the browser (EXIF orientation applied), keeps the bitmap for redrawing, returns
+ * opaque RGBA. */
+async function decode(file, card) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
@@ -189,20 +306,33 @@ async function decode(file, canvas) {
   const k = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
   const width = Math.max(1, Math.round(bitmap.width * k));
   const height = Math.max(1, Math.round(bitmap.height * k));
+  card.bitmap = bitmap;
+  const { canvas } = card;
   canvas.width = width;
   canvas.height = height;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.fillStyle = '#fff'; // transparent pixels become white, as they look on the page
-  ctx.fillRect(0, 0, width, height);
-  ctx.drawImage(bitmap, 0, 0, width, height);
-  bitmap.close();
+  const ctx = paintPhoto(card);
   const rgba = ctx.getImageData(0, 0, width, height).data.buffer;
   return { rgba, width, height };
 }
 
-// ---- drawing ----------------------------------------------------------------------------------
+function paintPhoto(card) {
+  const { canvas, bitmap } = card;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.fillStyle = '#fff'; // transparent pixels become white, as they look on the page
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return ctx;
+}
+
+// ---- words ------------------------------------------------------------------------------------
 
 const BOX_COLOURS = ['#ffd400', '#00e5ff', '#ff4fd8', '#7cff4f', '#ff8a00', '#b18cff'];
+const VERDICTS = { consistent: 'consistent', inconsistent: 'inconsistent', cannot_tell: 'cannot tell' };
+
+function gateText(g) {
+  const t = Math.round(g.threshold);
+  return { clearly_over: `clearly over ${t}`, clearly_under: `clearly under ${t}`, check_id: 'check ID' }[g.decision];
+}
 
 function ageText(est) {
   return `${Math.round(est.age)} (${Math.round(est.age_low)}–${Math.round(est.age_high)})`;
@@ -222,82 +352,324 @@ function missingReason(face) {
   return 'not estimated';
 }
 
-/** The short label drawn on the photo. */
-function boxLabel(i, face) {
+function qualityNotes(face) {
+  const notes = [];
+  if (face.quality.blurry) notes.push('blurry');
+  if (face.quality.cut_off) notes.push('cut off at the edge');
+  return notes;
+}
+
+/** The label drawn on the photo: one or two lines. */
+function boxLabel(n, face, check, gate) {
   const est = face.estimate;
-  if (!est) return `${i + 1}: ${face.quality.too_small && hasClassifier ? 'too small' : 'face'}`;
-  return `${i + 1}: ${ageText(est)} · ${genderText(est)}`;
+  let first;
+  if (!est) first = `${n}: ${face.quality.too_small && hasClassifier ? 'too small' : 'face'}`;
+  else first = `${n}: ${ageText(est)} · ${genderText(est)}${face.quality.blurry ? ' · blurry' : ''}`;
+  const lines = [first];
+  if (check) lines.push(VERDICTS[check.verdict]);
+  if (gate) lines.push(gateText(gate));
+  return lines;
 }
 
 /** The sentence in the results list. */
-function listText(i, face) {
+function listText(n, face) {
   const est = face.estimate;
-  if (!est) return `Face ${i + 1}: no age or gender estimate (${missingReason(face)}).`;
+  if (!est) return `Face ${n}: no age or gender estimate (${missingReason(face)}).`;
   const gender = est.gender_reliable
     ? genderText(est).replace(/ (\d+)%$/, ' ($1% confidence)')
     : 'gender uncertain';
-  const caveats = [];
-  if (face.quality.blurry) caveats.push('blurry');
-  if (face.quality.cut_off) caveats.push('cut off at the edge');
+  const caveats = qualityNotes(face);
   const note = caveats.length ? ` Less reliable: ${caveats.join(', ')}.` : '';
-  return `Face ${i + 1}: age ${Math.round(est.age)} (likely ${Math.round(est.age_low)}–${Math.round(est.age_high)}), ${gender}.${note}`;
+  return `Face ${n}: age ${Math.round(est.age)} (likely ${Math.round(est.age_low)}–${Math.round(est.age_high)}), ${gender}.${note}`;
 }
 
-function drawResult(card, analysis, ms) {
-  const { canvas, list, summary, node, name } = card;
-  const faces = analysis.faces;
-  const ctx = canvas.getContext('2d');
-  const side = Math.max(canvas.width, canvas.height);
+function checkSentence(check, claim) {
+  return `${claimText(claim)}: ${VERDICTS[check.verdict]} (${check.reason}).`;
+}
+
+function gateSentence(gate) {
+  const answer = gateText(gate);
+  return `Age gate: ${answer.charAt(0).toUpperCase()}${answer.slice(1)} (${gate.reason}).`;
+}
+
+/** Counts like "2 consistent, 1 cannot tell". */
+function tally(items, key, words) {
+  const counts = new Map();
+  for (const it of items) counts.set(words(it), (counts.get(words(it)) ?? 0) + 1);
+  return [...counts].map(([w, c]) => `${c} ${w}`).join(', ');
+}
+
+// ---- drawing ----------------------------------------------------------------------------------
+
+/** Boxes and labels for `faces` on `ctx` (image pixels). `ids[i]` numbers face i and picks its
+ * colour; `checks`/`gates` are the worker's answers (or null). */
+function drawFaces(ctx, width, height, faces, ids, checks, gates) {
+  const side = Math.max(width, height);
   const line = Math.max(2, Math.round(side / 400));
   ctx.lineJoin = 'round';
   ctx.textBaseline = 'top';
-
   faces.forEach((face, i) => {
     const [x, y, w, h] = face.box_px; // image pixels, may reach past the edges
-    const colour = BOX_COLOURS[i % BOX_COLOURS.length];
+    const colour = BOX_COLOURS[(ids[i] - 1) % BOX_COLOURS.length];
+    // Poor faces (too small, blurred) get a dashed box.
+    const poor = face.quality.too_small || face.quality.blurry;
+    ctx.setLineDash(poor ? [line * 3, line * 2] : []);
     ctx.lineWidth = line + 2;
     ctx.strokeStyle = 'rgba(0,0,0,0.7)';
     ctx.strokeRect(x, y, w, h);
     ctx.lineWidth = line;
     ctx.strokeStyle = colour;
     ctx.strokeRect(x, y, w, h);
+    ctx.setLineDash([]);
 
     // Label on a dark plate above the box (below it when there is no room above).
-    const font = Math.round(Math.min(Math.max(w * 0.2, side * 0.016), side * 0.035));
+    const font = Math.round(Math.min(Math.max(w * 0.16, side * 0.016), side * 0.03));
     ctx.font = `600 ${font}px system-ui, sans-serif`;
-    const text = boxLabel(i, face);
+    const lines = boxLabel(ids[i], face, checks?.[i], gates?.[i]);
     const pad = Math.round(font * 0.25);
-    const tw = ctx.measureText(text).width + 2 * pad;
-    const th = font + 2 * pad;
-    const lx = Math.min(Math.max(0, x), Math.max(0, canvas.width - tw));
-    const ly = y - th - line >= 0 ? y - th - line : Math.min(y + h + line, canvas.height - th);
+    const lh = Math.round(font * 1.15);
+    const tw = Math.max(...lines.map((t) => ctx.measureText(t).width)) + 2 * pad;
+    const th = lh * lines.length + 2 * pad;
+    const lx = Math.min(Math.max(0, x), Math.max(0, width - tw));
+    const ly = y - th - line >= 0 ? y - th - line : Math.min(y + h + line, height - th);
     ctx.fillStyle = 'rgba(0,0,0,0.78)';
     ctx.fillRect(lx, ly, tw, th);
-    ctx.fillStyle = colour;
-    ctx.fillText(text, lx + pad, ly + pad);
+    lines.forEach((t, k) => {
+      ctx.fillStyle = k === 0 ? colour : '#ffffff';
+      ctx.fillText(t, lx + pad, ly + pad + k * lh);
+    });
   });
+}
 
-  list.replaceChildren(
-    ...faces.map((face, i) => {
-      const li = document.createElement('li');
-      li.textContent = listText(i, face);
-      li.style.setProperty('--swatch', BOX_COLOURS[i % BOX_COLOURS.length]);
-      return li;
-    }),
-  );
+/** List entries for `faces`: the estimate, then the check's and gate's answers with reasons. */
+function listItems(faces, ids, checks, gates, claim) {
+  return faces.map((face, i) => {
+    const li = document.createElement('li');
+    li.style.setProperty('--swatch', BOX_COLOURS[(ids[i] - 1) % BOX_COLOURS.length]);
+    const main = document.createElement('span');
+    main.className = 'face-text';
+    main.textContent = listText(ids[i], face);
+    li.append(main);
+    if (checks?.[i]) li.append(answer(checkSentence(checks[i], claim), checks[i].verdict));
+    if (gates?.[i]) li.append(answer(gateSentence(gates[i]), gates[i].decision));
+    return li;
+  });
+}
+
+function answer(text, kind) {
+  const p = document.createElement('p');
+  p.className = 'answer';
+  p.dataset.answer = kind;
+  p.textContent = text;
+  return p;
+}
+
+function render(card) {
+  const { canvas, list, summary, node, name, analysis, reply } = card;
+  const faces = analysis.faces;
+  const ids = faces.map((_, i) => i + 1);
+  const { checks, gates, checkError, request } = reply;
+  const ctx = paintPhoto(card);
+  drawFaces(ctx, canvas.width, canvas.height, faces, ids, checks, gates);
+  list.replaceChildren(...listItems(faces, ids, checks, gates, request.claim));
 
   const found = faces.length === 0
     ? 'no face found'
     : `${faces.length} face${faces.length === 1 ? '' : 's'} found`;
-  summary.textContent = `${found} · analysed in ${Math.round(ms)} ms`;
+  const parts = [found];
+  if (checks?.length) parts.push(tally(checks, 'verdict', (c) => VERDICTS[c.verdict]));
+  if (gates?.length) parts.push(tally(gates, 'decision', gateText));
+  if (checkError) parts.push(`cannot check: ${checkError}`);
+  parts.push(`analysed in ${Math.round(reply.ms)} ms`);
+  summary.textContent = parts.join(' · ');
+  modeMessage.textContent = checkError ? `Cannot check: ${checkError}` : modeMessage.textContent;
+
   node.analysis = analysis; // kept for the end-to-end test's checks of the drawing
+  node.checks = checks;
+  node.gates = gates;
+  node.dataset.request = JSON.stringify(request);
   node.dataset.state = 'done';
   node.dataset.faces = String(faces.length);
-  node.dataset.ms = String(ms);
-  canvas.setAttribute(
-    'aria-label',
-    `${name}: ${found}${faces.length ? '. ' + faces.map((f, i) => listText(i, f)).join(' ') : ''}`,
-  );
+  node.dataset.ms = String(reply.ms);
+  card.savePng.disabled = false;
+  card.saveJson.disabled = false;
+  const words = faces.map((f, i) => [listText(i + 1, f),
+    checks?.[i] ? checkSentence(checks[i], request.claim) : '',
+    gates?.[i] ? gateSentence(gates[i]) : ''].join(' ').trim());
+  canvas.setAttribute('aria-label', `${name}: ${found}${faces.length ? '. ' + words.join(' ') : ''}`);
 }
 
+// ---- export -----------------------------------------------------------------------------------
+
+function baseName(name) {
+  return name.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '_') || 'photo';
+}
+
+function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function savePng(card) {
+  card.canvas.toBlob((blob) => {
+    if (blob) download(blob, `${baseName(card.name)}-agegender.png`);
+  }, 'image/png');
+}
+
+function saveJson(card) {
+  const { request, checks, gates } = card.reply;
+  const doc = {
+    file: card.name,
+    tool: `agegender ${modelVersion}`,
+    model: modelInfo,
+    mode: request.claim ? 'verify' : request.gate !== undefined ? 'gate' : 'estimate',
+    claim: request.claim ?? null,
+    threshold: request.gate ?? null,
+    analysis: card.analysis,
+    verification: checks ?? null,
+    age_gate: gates ?? null,
+  };
+  const blob = new Blob([JSON.stringify(doc, null, 2)], { type: 'application/json' });
+  download(blob, `${baseName(card.name)}-agegender.json`);
+}
+
+// ---- webcam -----------------------------------------------------------------------------------
+
+const cam = {
+  stream: null,
+  busy: false,
+  frames: 0, // analysed
+  dropped: 0, // skipped while the worker was busy
+  fps: 0,
+  lastDone: 0,
+  grab: null, // canvas the frames are read from
+};
+const camSection = $('webcam');
+const camVideo = $('webcam-video');
+const camOverlay = $('webcam-overlay');
+const camStats = $('webcam-stats');
+const camToggle = $('webcam-toggle');
+
+camToggle.addEventListener('click', () => (cam.stream ? stopWebcam() : startWebcam()));
+
+async function startWebcam() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    setStatus('This browser gives the page no camera access.', 'error');
+    return;
+  }
+  camToggle.disabled = true;
+  try {
+    cam.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' },
+      audio: false,
+    });
+  } catch (e) {
+    setStatus(`The camera could not be started: ${e.message || e.name}`, 'error');
+    camToggle.disabled = false;
+    return;
+  }
+  Object.assign(cam, { busy: false, frames: 0, dropped: 0, fps: 0, lastDone: 0 });
+  await ask({ type: 'track-reset' }).catch(() => {});
+  camVideo.srcObject = cam.stream;
+  await camVideo.play();
+  camSection.hidden = false;
+  camToggle.textContent = 'Stop webcam';
+  camToggle.setAttribute('aria-pressed', 'true');
+  camToggle.disabled = false;
+  document.body.dataset.webcam = 'running';
+  camStats.textContent = 'Starting…';
+  nextVideoFrame();
+}
+
+function stopWebcam() {
+  for (const t of cam.stream?.getTracks() ?? []) t.stop();
+  cam.stream = null;
+  camVideo.srcObject = null;
+  camSection.hidden = true;
+  camToggle.textContent = 'Start webcam';
+  camToggle.setAttribute('aria-pressed', 'false');
+  document.body.dataset.webcam = 'stopped';
+}
+
+/** Called once per new video frame (requestVideoFrameCallback where there is one). */
+function nextVideoFrame() {
+  if (!cam.stream) return;
+  if ('requestVideoFrameCallback' in camVideo) camVideo.requestVideoFrameCallback(onVideoFrame);
+  else requestAnimationFrame(onVideoFrame);
+}
+
+function onVideoFrame() {
+  if (!cam.stream) return;
+  nextVideoFrame();
+  // The worker is still on an earlier frame: drop this one rather than queue it.
+  if (cam.busy) {
+    cam.dropped++;
+    return;
+  }
+  const vw = camVideo.videoWidth;
+  const vh = camVideo.videoHeight;
+  if (!vw || !vh) return;
+  const k = Math.min(1, WEBCAM_SIDE / Math.max(vw, vh));
+  const width = Math.round(vw * k);
+  const height = Math.round(vh * k);
+  cam.grab ??= document.createElement('canvas');
+  if (cam.grab.width !== width || cam.grab.height !== height) {
+    cam.grab.width = width;
+    cam.grab.height = height;
+  }
+  const ctx = cam.grab.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(camVideo, 0, 0, width, height);
+  const rgba = ctx.getImageData(0, 0, width, height).data.buffer;
+  cam.busy = true;
+  const request = checkRequest();
+  analyze(rgba, width, height, { track: true, time: performance.now() })
+    .then((reply) => {
+      if (cam.stream) showWebcamFrame(reply, request);
+    })
+    .catch((e) => {
+      camStats.textContent = `Frame not analysed: ${e.message}`;
+    })
+    .finally(() => {
+      cam.busy = false;
+    });
+}
+
+function showWebcamFrame(reply, request) {
+  const now = performance.now();
+  cam.frames++;
+  if (cam.lastDone) {
+    // Frames analysed per second, averaged over about a second.
+    const inst = 1000 / Math.max(1, now - cam.lastDone);
+    cam.fps = cam.fps ? cam.fps + 0.3 * (inst - cam.fps) : inst;
+  }
+  cam.lastDone = now;
+  const frame = reply.tracked;
+  const faces = frame.faces;
+  const ids = faces.map((f) => f.id);
+  camOverlay.width = frame.width;
+  camOverlay.height = frame.height;
+  const ctx = camOverlay.getContext('2d');
+  ctx.clearRect(0, 0, frame.width, frame.height);
+  drawFaces(ctx, frame.width, frame.height, faces, ids, reply.checks, reply.gates);
+  $('webcam-faces').replaceChildren(...listItems(faces, ids, reply.checks, reply.gates, request.claim));
+  const found = faces.length === 0 ? 'no face in view' : `${faces.length} face${faces.length === 1 ? '' : 's'}`;
+  camStats.textContent = `${cam.fps.toFixed(1)} frames/s analysed · ${cam.dropped} skipped while busy · ${found}`;
+  Object.assign(camSection.dataset, {
+    frames: String(cam.frames),
+    dropped: String(cam.dropped),
+    fps: cam.fps.toFixed(2),
+    faces: String(faces.length),
+  });
+  camSection.tracked = frame; // for the end-to-end test
+  camSection.checks = reply.checks;
+  camSection.gates = reply.gates;
+}
+
+onModeChange();
 startWorker();
