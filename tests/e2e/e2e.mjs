@@ -256,6 +256,22 @@ async function answers(page, key) {
 }
 
 async function checkModes(page) {
+  // Keyboard and screen reader: the modes are a radio group worked with the arrow keys, every
+  // field has a label, results are announced politely.
+  await page.focus('input[name="mode"][value="estimate"]');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.body.dataset.mode), 'verify', 'arrow key changes the mode');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'stated-age', 'Tab reaches the stated age');
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.body.dataset.mode), 'gate');
+  for (const name of ['Stated age', 'Stated gender', 'Minimum age']) assert.equal(await page.getByLabel(name, { exact: true }).count(), 1, name);
+  for (const name of ['Choose photos…', 'Take a photo…', 'Start webcam']) {
+    assert.equal(await page.getByRole('button', { name }).count(), 1, name);
+  }
+  assert.equal(await page.getAttribute('#results', 'aria-live'), 'polite');
+  assert.ok((await page.getByRole('button', { name: /^Download the annotated image of / }).count()) >= 1);
   // Verify with nothing stated: the page asks for a claim instead of answering.
   await setMode(page, 'verify');
   assert.match(await page.textContent('#mode-message'), /Enter a stated age/);
