@@ -14,13 +14,13 @@ use crate::estimate::{
 };
 use crate::preprocess::{INPUT_SIZE, to_nchw};
 
-/// Faces per model run: bounds memory on huge batches.
+/// Faces per model run for a fixed-batch export: bounds memory on huge batches.
 const MAX_BATCH: usize = 64;
 
 /// A loaded classifier; build once, run on many faces.
 pub struct Classifier {
     plan: Arc<TypedRunnableModel>,
-    /// Largest batch the model accepts (1 for a fixed-batch export).
+    /// Faces per model run: the export's fixed batch, or 1.
     batch: usize,
     age_ix: usize,
     gender_ix: usize,
@@ -86,7 +86,9 @@ impl Classifier {
             )));
         }
         let n = INPUT_SIZE as usize;
-        // Keep a symbolic batch when the export has one; a fixed batch of 1 is run face by face.
+        // A symbolic batch is fixed to 1 and faces run one by one: tract then plans the
+        // convolutions with lazy im2col, ~3x faster per face than its eager im2col at batch 8 or
+        // with a symbolic batch (bench/ANALYSIS.md). A fixed batch is kept as exported.
         let declared = model
             .input_fact(0)
             .map_err(model_err)?
@@ -94,10 +96,8 @@ impl Classifier {
             .dim(0)
             .and_then(|d| d.concretize())
             .and_then(|d| d.to_usize().ok());
-        let batch_dim = match declared {
-            Some(b) => b.to_dim(),
-            None => model.symbols.sym("N").to_dim(),
-        };
+        let batch = declared.unwrap_or(1).clamp(1, MAX_BATCH);
+        let batch_dim = batch.to_dim();
         let fact = InferenceFact::dt_shape(
             f32::datum_type(),
             tvec![batch_dim, 3.to_dim(), n.to_dim(), n.to_dim()],
@@ -109,7 +109,7 @@ impl Classifier {
             .map_err(model_err)?;
         Ok(Self {
             plan,
-            batch: declared.unwrap_or(MAX_BATCH).clamp(1, MAX_BATCH),
+            batch,
             age_ix,
             gender_ix,
             calibration: Calibration::default(),

@@ -1,0 +1,156 @@
+//! Where the time goes, natively: tract's optimised graph of each model, time per node (summed by
+//! op), and the detector's windows per photo. Not part of `run.sh`; a tool for bench/ANALYSIS.md.
+//!
+//! profile [--classifier model/agegender.onnx] [--photos DIR] [--runs N]
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use agegender::decode::{WORK_SIDE, fit_within};
+use agegender::detect::tiles;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{SimpleState, eval};
+
+type Plan = Arc<TypedRunnableModel>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("{e:#}")
+}
+
+/// Per-op time (ms per run), summed over `runs` runs after a warm-up.
+fn profile(name: &str, plan: &Plan, input: Tensor, runs: usize) -> Result<(), String> {
+    let model = plan.model();
+    println!(
+        "== {name}: {} nodes after into_optimized",
+        model.nodes().len()
+    );
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for n in model.nodes() {
+        *kinds.entry(n.op().name().to_string()).or_default() += 1;
+    }
+    println!("ops: {kinds:?}");
+    let mut per_node = vec![0f64; model.nodes().len()];
+    let mut total = 0f64;
+    for r in 0..=runs {
+        let mut state = SimpleState::new(plan).map_err(err)?;
+        let t0 = Instant::now();
+        state
+            .run_plan_with_eval(tvec![input.clone().into()], |ctx, st, node, inputs| {
+                let t = Instant::now();
+                let out = eval(ctx, st, node, inputs);
+                if r > 0 {
+                    per_node[node.id] += t.elapsed().as_secs_f64() * 1e3;
+                }
+                out
+            })
+            .map_err(err)?;
+        if r > 0 {
+            total += t0.elapsed().as_secs_f64() * 1e3;
+        }
+    }
+    let runs = runs as f64;
+    let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for n in model.nodes() {
+        let e = by_op.entry(n.op().name().to_string()).or_default();
+        e.0 += per_node[n.id] / runs;
+        e.1 += 1;
+    }
+    let mut v: Vec<_> = by_op.into_iter().collect();
+    v.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!("total {:.2} ms per run", total / runs);
+    for (op, (ms, count)) in v.iter().take(12) {
+        println!("  {ms:8.3} ms  {count:3}x {op}");
+    }
+    let mut nodes: Vec<_> = model.nodes().iter().collect();
+    nodes.sort_by(|a, b| per_node[b.id].total_cmp(&per_node[a.id]));
+    println!("slowest nodes:");
+    for n in nodes.iter().take(10) {
+        println!("  {:8.3} ms  {}", per_node[n.id] / runs, n);
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), String> {
+    let mut classifier = String::from("model/agegender.onnx");
+    let mut photos = String::new();
+    let mut runs = 20usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().ok_or(format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--classifier" => classifier = v,
+            "--photos" => photos = v,
+            "--runs" => runs = v.parse().map_err(err)?,
+            _ => return Err(format!("unknown argument {a}")),
+        }
+    }
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx
+        .proto_model_for_read(&mut &tractbench::DETECTOR[..])
+        .map_err(err)?;
+    if let Some(g) = proto.graph.as_mut() {
+        agegender::detect::patch_constant_of_shape(g);
+    }
+    let det: Plan = onnx
+        .model_for_proto_model(&proto)
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(err)?;
+    let x =
+        Tensor::from_shape(&[1, 256, 256, 3], &tractbench::input(256 * 256 * 3)).map_err(err)?;
+    profile("detector", &det, x, runs)?;
+
+    if let Ok(bytes) = std::fs::read(&classifier) {
+        for n in [1usize, 8] {
+            let plan: Plan = onnx
+                .model_for_read(&mut &bytes[..])
+                .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, 64, 64]).into()))
+                .and_then(|m| m.into_optimized())
+                .and_then(|m| m.into_runnable())
+                .map_err(err)?;
+            let x = Tensor::from_shape(&[n, 3, 64, 64], &tractbench::input(n * 3 * 64 * 64))
+                .map_err(err)?;
+            profile(&format!("classifier b{n}"), &plan, x, runs)?;
+            if n == 1 {
+                for node in plan.model().nodes() {
+                    println!("  node {node}");
+                }
+            }
+        }
+    }
+
+    if !photos.is_empty() {
+        let detector = agegender::Detector::new().map_err(err)?;
+        let opts = agegender::DetectOptions::default();
+        let mut names: Vec<_> = std::fs::read_dir(&photos)
+            .map_err(err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        names.sort();
+        for p in names {
+            let Ok(img) = agegender::decode::open(&p) else {
+                continue;
+            };
+            let (work, _) = fit_within(&img, WORK_SIDE);
+            let levels = tiles::plan(
+                work.width(),
+                work.height(),
+                256,
+                opts.min_face,
+                opts.max_windows,
+            );
+            let windows: Vec<usize> = levels.iter().map(|l| l.windows.len()).collect();
+            let t = Instant::now();
+            let faces = detector.detect(&work, &opts).map_err(err)?;
+            println!(
+                "{}: {}x{} windows per level {windows:?}, {} faces, detect {:.0} ms",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                work.width(),
+                work.height(),
+                faces.len(),
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
+    Ok(())
+}
