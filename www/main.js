@@ -421,24 +421,57 @@ function drawFaces(ctx, width, height, faces, ids, checks, gates) {
     ctx.strokeStyle = colour;
     ctx.strokeRect(x, y, w, h);
     ctx.setLineDash([]);
+  });
 
-    // Label on a dark plate above the box (below it when there is no room above).
+  // Labels on dark plates, above or below their box, clear of the other labels and faces; in a
+  // crowd where there is no such place, just the face's number (the list has the rest).
+  const placed = faces.map((f) => f.box_px);
+  faces.forEach((face, i) => {
+    const [x, y, w, h] = face.box_px;
+    const colour = BOX_COLOURS[(ids[i] - 1) % BOX_COLOURS.length];
     const font = Math.round(Math.min(Math.max(w * 0.16, side * 0.016), side * 0.03));
     ctx.font = `600 ${font}px system-ui, sans-serif`;
-    const lines = boxLabel(ids[i], face, checks?.[i], gates?.[i]);
     const pad = Math.round(font * 0.25);
     const lh = Math.round(font * 1.15);
-    const tw = Math.max(...lines.map((t) => ctx.measureText(t).width)) + 2 * pad;
-    const th = lh * lines.length + 2 * pad;
+    const size = (lines) => [Math.max(...lines.map((t) => ctx.measureText(t).width)) + 2 * pad, lh * lines.length + 2 * pad];
+    let lines = boxLabel(ids[i], face, checks?.[i], gates?.[i]);
+    let [tw, th] = size(lines);
     const lx = Math.min(Math.max(0, x), Math.max(0, width - tw));
-    const ly = y - th - line >= 0 ? y - th - line : Math.min(y + h + line, height - th);
+    const others = placed.filter((_, k) => k !== i);
+    let spot = null;
+    for (const ly of labelRows(y, h, th, line)) {
+      if (ly < 0 || ly + th > height) continue;
+      const r = [lx, ly, tw, th];
+      if (!others.some((o) => overlap(o, r))) {
+        spot = r;
+        break;
+      }
+    }
+    if (!spot) {
+      lines = [String(ids[i])];
+      [tw, th] = size(lines);
+      spot = [Math.max(0, x), Math.max(0, y), tw, th]; // inside the box's top-left corner
+    }
+    placed.push(spot);
+    const [sx, sy] = spot;
     ctx.fillStyle = 'rgba(0,0,0,0.78)';
-    ctx.fillRect(lx, ly, tw, th);
+    ctx.fillRect(sx, sy, tw, th);
     lines.forEach((t, k) => {
       ctx.fillStyle = k === 0 ? colour : '#ffffff';
-      ctx.fillText(t, lx + pad, ly + pad + k * lh);
+      ctx.fillText(t, sx + pad, sy + pad + k * lh);
     });
   });
+}
+
+/** Label tops to try: just above the box, just below, then a little further out. */
+function labelRows(y, h, th, line) {
+  const rows = [y - th - line, y + h + line];
+  for (let k = 1; k <= 2; k++) rows.push(y - th - line - k * th, y + h + line + k * th);
+  return rows;
+}
+
+function overlap([ax, ay, aw, ah], [bx, by, bw, bh]) {
+  return ax < bx + bw && bx < ax + aw && ay < by + bh && by < ay + ah;
 }
 
 /** List entries for `faces`: the estimate, then the check's and gate's answers with reasons. */
