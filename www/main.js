@@ -72,7 +72,12 @@ function analyze(rgba, width, height, extra = {}) {
 function onStatus(msg) {
   switch (msg.status) {
     case 'loading':
-      setStatus('Loading the model…', 'busy');
+      if (msg.stage === 'models') setStatus('Preparing the model…', 'busy');
+      else if (msg.total) {
+        const pct = Math.floor((100 * msg.loaded) / msg.total);
+        setStatus(`Loading the model… ${pct}% of ${(msg.total / 1e6).toFixed(1)} MB`, 'busy', msg.loaded, msg.total);
+      } else if (msg.loaded) setStatus(`Loading the model… ${(msg.loaded / 1e6).toFixed(1)} MB`, 'busy');
+      else setStatus('Loading the model…', 'busy');
       break;
     case 'ready':
       setStatus('Ready. Drop, choose or paste photos, or start the webcam.', 'idle');

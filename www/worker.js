@@ -7,7 +7,8 @@
 //   { id, type: 'check', analysis, claim?, gate? }   check an earlier result again (new settings)
 //   { id, type: 'track-reset' }        forget the tracked faces (webcam started again)
 // Replies:
-//   { status: 'loading' | 'ready' | 'running' | 'failed', ... }   progress
+//   { status: 'loading' | 'ready' | 'running' | 'failed', ... }   progress ('loading' with
+//                                      `loaded`/`total` bytes, or `stage: 'models'`)
 //   { id, result, tracked, checks, gates, checkError, ms }        `tracked`, `checks`, `gates` are
 //                                                                 null unless asked for
 //   { id, error, fatal }               a message; the worker keeps serving unless `fatal` (the wasm
@@ -20,7 +21,8 @@ let tracker = null;
 const ready = (async () => {
   postMessage({ status: 'loading' });
   const t0 = performance.now();
-  await init();
+  await init({ module_or_path: fetchCounted(new URL('./pkg/agegender_bg.wasm', import.meta.url)) });
+  postMessage({ status: 'loading', stage: 'models' });
   analyzer = new Analyzer();
   postMessage({
     status: 'ready',
@@ -31,6 +33,30 @@ const ready = (async () => {
 })();
 // A failed load is reported once here and again to every request below.
 ready.catch((e) => postMessage({ status: 'failed', error: messageOf(e) }));
+
+/** The module's response, passed through a counter that reports download progress (the module
+ * is about 10 MB; it still compiles while it streams in). */
+async function fetchCounted(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not load the model (HTTP ${res.status})`);
+  if (!res.body) return res;
+  const total = Number(res.headers.get('Content-Length')) || 0;
+  let loaded = 0;
+  let last = 0;
+  const counted = res.body.pipeThrough(new TransformStream({
+    transform(chunk, out) {
+      loaded += chunk.byteLength;
+      const now = performance.now();
+      if (now - last > 100) {
+        last = now;
+        // A compressed transfer's length is not the body's: then only bytes are reported.
+        postMessage({ status: 'loading', loaded, total: loaded <= total ? total : 0 });
+      }
+      out.enqueue(chunk);
+    },
+  }));
+  return new Response(counted, { headers: { 'Content-Type': 'application/wasm' } });
+}
 
 function messageOf(e) {
   return e instanceof Error ? e.message : String(e);

@@ -69,6 +69,14 @@ async function run() {
   const requests = [];
   let loaded = false;
   context.on('request', (r) => requests.push({ url: r.url(), afterLoad: loaded }));
+  // Every status the page shows, from the start: loading progress must be among them.
+  await context.addInitScript(() => {
+    window.statuses = [];
+    document.addEventListener('DOMContentLoaded', () => {
+      const el = document.getElementById('status');
+      new MutationObserver(() => window.statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+  });
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -82,6 +90,9 @@ async function run() {
   summary.loadMs = Date.now() - t0;
   loaded = true;
   summary.modelInfo = await page.textContent('#model-info');
+  summary.loadStatuses = await page.evaluate(() => window.statuses);
+  assert.ok(summary.loadStatuses.some((t) => /^Loading the model… \d+% of \d+\.\d MB$/.test(t)), 'download progress is shown');
+  assert.ok(summary.loadStatuses.includes('Preparing the model…'));
   await page.screenshot({ path: path.join(artifacts, 'ready.png') });
 
   // Everything during load came from the page's own origin (no CDN, no model hub).
