@@ -25,6 +25,18 @@ pub enum Error {
         got: usize,
     },
 
+    /// An empty file or buffer.
+    #[error("the file is empty")]
+    EmptyFile,
+
+    /// The bytes are in no image format we read (text, PDF, SVG, HEIC...).
+    #[error("not an image in a supported format (JPEG, PNG, GIF, WebP or BMP)")]
+    UnknownFormat,
+
+    /// An analysis option that is not a number (NaN, e.g. from JavaScript) or is infinite.
+    #[error("option {name} must be a finite number, got {value}")]
+    InvalidOption { name: &'static str, value: f32 },
+
     /// The bytes are not an image we can decode (or exceed the decoder's limits).
     #[error("cannot decode image: {0}")]
     Decode(#[from] image::ImageError),

@@ -7,7 +7,7 @@ use crate::align;
 use crate::classify::Classifier;
 use crate::decode::{self, WORK_SIDE};
 use crate::detect::{DetectOptions, Detection, Detector, LEFT_EYE, RIGHT_EYE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::estimate::Calibration;
 use crate::results::{Analysis, Face, Quality};
 
@@ -34,6 +34,26 @@ impl Default for Options {
             min_sharpness: MIN_SHARPNESS,
             max_faces: 64,
         }
+    }
+}
+
+impl Options {
+    /// Rejects NaN and infinite thresholds (the page passes options from JavaScript, where
+    /// `NaN` is a number): they would silently turn every comparison false.
+    pub fn validate(&self) -> Result<()> {
+        let d = &self.detect;
+        for (name, value) in [
+            ("detect.score_threshold", d.score_threshold),
+            ("detect.iou_threshold", d.iou_threshold),
+            ("detect.min_face", d.min_face),
+            ("min_eye_distance", self.min_eye_distance),
+            ("min_sharpness", self.min_sharpness),
+        ] {
+            if !value.is_finite() {
+                return Err(Error::InvalidOption { name, value });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +121,7 @@ impl Pipeline {
 
     /// Finds the faces in `img` and estimates age and gender for each one large enough.
     pub fn analyze(&self, img: &RgbImage, opts: &Options) -> Result<Analysis> {
+        opts.validate()?;
         let (width, height) = img.dimensions();
         // Huge photos are analysed downscaled; results are mapped back to `img`'s pixels.
         let (work, k) = decode::fit_within(img, WORK_SIDE);
