@@ -233,8 +233,8 @@ fn check_gender(e: &Estimate, stated: Gender, rules: &VerifyRules) -> Check {
         (
             Verdict::CannotTell,
             format!(
-                "the model is unsure of the gender ({:.0}% {})",
-                100.0 * e.gender_confidence(),
+                "the model is unsure of the gender ({} {})",
+                percent(e.gender_confidence()),
                 if e.p_female >= 0.5 { "female" } else { "male" }
             ),
         )
@@ -242,9 +242,9 @@ fn check_gender(e: &Estimate, stated: Gender, rules: &VerifyRules) -> Check {
         (
             Verdict::Consistent,
             format!(
-                "the model also says {} ({:.0}% confidence)",
+                "the model also says {} ({} confidence)",
                 name(stated),
-                100.0 * p_stated
+                percent(p_stated)
             ),
         )
     } else {
@@ -260,13 +260,22 @@ fn check_gender(e: &Estimate, stated: Gender, rules: &VerifyRules) -> Check {
         (
             verdict,
             format!(
-                "the model says {} ({:.0}% confidence)",
+                "the model says {} ({} confidence)",
                 name(other),
-                100.0 * (1.0 - p_stated)
+                percent(1.0 - p_stated)
             ),
         )
     };
     Check { verdict, reason }
+}
+
+/// A probability as a whole percentage; never "100%", which would claim certainty.
+fn percent(p: f32) -> String {
+    if p >= 0.995 {
+        ">99%".to_owned()
+    } else {
+        format!("{:.0}%", 100.0 * p)
+    }
 }
 
 /// Checks one face against a claim.

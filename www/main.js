@@ -346,7 +346,9 @@ function ageText(est) {
 function genderText(est) {
   if (!est.gender_reliable) return 'gender uncertain';
   const female = est.p_female >= 0.5;
-  const conf = Math.round(100 * (female ? est.p_female : 1 - est.p_female));
+  const p = female ? est.p_female : 1 - est.p_female;
+  // Never "100%": a rounded-up certainty the model does not have.
+  const conf = p >= 0.995 ? '>99' : String(Math.round(100 * p));
   return `${female ? 'female' : 'male'} ${conf}%`;
 }
 
@@ -381,7 +383,7 @@ function listText(n, face) {
   const est = face.estimate;
   if (!est) return `Face ${n}: no age or gender estimate (${missingReason(face)}).`;
   const gender = est.gender_reliable
-    ? genderText(est).replace(/ (\d+)%$/, ' ($1% confidence)')
+    ? genderText(est).replace(/ (>?\d+)%$/, ' ($1% confidence)')
     : 'gender uncertain';
   const caveats = qualityNotes(face);
   const note = caveats.length ? ` Less reliable: ${caveats.join(', ')}.` : '';

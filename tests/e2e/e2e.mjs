@@ -143,7 +143,7 @@ async function run() {
     for (const [i, item] of card.items.entries()) {
       const est = card.estimates[i];
       if (est) {
-        assert.match(item, /^Face \d+: age \d+ \(likely \d+–\d+\), (female|male) \(\d+% confidence\)|gender uncertain/);
+        assert.match(item, /^Face \d+: age \d+ \(likely \d+–\d+\), (female|male) \(>?\d+% confidence\)|gender uncertain/);
         if (!est.gender_reliable) assert.match(item, /gender uncertain/);
       } else {
         // Never a made-up age or gender when there is no estimate.
