@@ -98,7 +98,20 @@ fn main() -> Result<(), String> {
         .map_err(err)?;
     let x =
         Tensor::from_shape(&[1, 256, 256, 3], &tractbench::input(256 * 256 * 3)).map_err(err)?;
-    profile("detector", &det, x, runs)?;
+    profile("detector", &det, x.clone(), runs)?;
+    // Per-run overhead: a fresh state per run (SimplePlan::run) against one reused state.
+    let t = Instant::now();
+    for _ in 0..runs {
+        det.run(tvec![x.clone().into()]).map_err(err)?;
+    }
+    let fresh = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+    let mut state = SimpleState::new(&det).map_err(err)?;
+    let t = Instant::now();
+    for _ in 0..runs {
+        state.run(tvec![x.clone().into()]).map_err(err)?;
+    }
+    let reused = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+    println!("detector run: fresh state {fresh:.2} ms, reused state {reused:.2} ms");
 
     if let Ok(bytes) = std::fs::read(&classifier) {
         for n in [1usize, 8] {
@@ -140,6 +153,22 @@ fn main() -> Result<(), String> {
                 opts.max_windows,
             );
             let windows: Vec<usize> = levels.iter().map(|l| l.windows.len()).collect();
+            let t = Instant::now();
+            for l in &levels {
+                let _ = image::imageops::resize(
+                    &*work,
+                    l.width,
+                    l.height,
+                    image::imageops::FilterType::Triangle,
+                );
+            }
+            let resize_ms = t.elapsed().as_secs_f64() * 1e3;
+            let t = Instant::now();
+            for l in &levels {
+                let _ = image::imageops::thumbnail(&*work, l.width, l.height);
+            }
+            let thumb_ms = t.elapsed().as_secs_f64() * 1e3;
+            println!("  level resizes {resize_ms:.1} ms (Triangle), {thumb_ms:.1} ms (thumbnail)");
             let t = Instant::now();
             let faces = detector.detect(&work, &opts).map_err(err)?;
             println!(
