@@ -116,9 +116,10 @@ run_tests() {
 
     say "wasm-pack test --headless --chrome (browser tests)"
     # Debug build with optimised dependencies (see Cargo.toml); model loading takes a while there.
-    # Only tests/web.rs runs in the browser (the other test files are native-only; examples too).
+    # Only tests/web.rs and tests/web_bad_input.rs run in the browser (the other test files are
+    # native-only; examples too).
     WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" CHROMEDRIVER="$CHROMEDRIVER_BIN" \
-        wasm_env wasm-pack test --headless --chrome --mode no-install -- --test web
+        wasm_env wasm-pack test --headless --chrome --mode no-install -- --test web --test web_bad_input
 
     build
 

@@ -627,6 +627,48 @@ fn errors_do_not_break_the_pipeline() {
     );
 }
 
+/// Writes the seed corpus of the fuzz targets (`fuzz/README.md`): small versions of the inputs
+/// above. `AGEGENDER_FUZZ_SEEDS=fuzz/seeds cargo test --test bad_input -- --ignored seeds`.
+#[test]
+#[ignore = "writes the fuzz seed corpus"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("AGEGENDER_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = image::imageops::resize(&scene(), 160, 120, image::imageops::Triangle);
+    let q = quadrants(16, 12);
+    let mut seeds = vec![
+        ("scene.jpg", jpeg(&small)),
+        ("scene.png", png(small.clone())),
+        ("scene.gif", animated_gif(&q)),
+        ("rgb16.png", png16(&q)),
+        ("cmyk.jpg", cmyk_jpeg(&q)),
+        ("alpha.png", alpha_png(&q)),
+        (
+            "exif6.jpg",
+            jpeg_with_exif(&stored_for_orientation(&q, 6), Some(6)),
+        ),
+        ("1x1.png", png(RgbImage::new(1, 1))),
+        ("1x1.jpg", jpeg(&RgbImage::new(1, 1))),
+        ("huge.bmp", bmp_header(MAX_SIDE, MAX_SIDE)),
+        ("cut.jpg", truncated(&jpeg(&q), 0.5)),
+        ("q.bmp", encode(&q.clone().into(), image::ImageFormat::Bmp)),
+        (
+            "q.webp",
+            encode(&q.clone().into(), image::ImageFormat::WebP),
+        ),
+        ("text.jpg", TEXT.to_vec()),
+    ];
+    for (what, bytes) in grey_pngs(&q) {
+        seeds.push((what, bytes));
+    }
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
 /// `docs/bad-inputs.md` names each test of this file that it reports on.
 #[test]
 fn the_table_lists_every_case() {
