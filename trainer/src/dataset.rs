@@ -10,9 +10,6 @@ use serde::Serialize;
 /// Side of the pixel CSV format's grey images.
 const PIXEL_CSV_SIDE: u32 = 48;
 
-/// Largest image we decode from a dataset; UTKFace crops are 200x200.
-const MAX_SIDE: u32 = 4096;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot read {path}: {source}")]
@@ -137,16 +134,9 @@ impl LoadReport {
 }
 
 fn decode_file(path: &Path) -> Option<RgbImage> {
-    let mut reader = image::ImageReader::open(path)
-        .ok()?
-        .with_guessed_format()
-        .ok()?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(256 << 20);
-    reader.limits(limits);
-    Some(reader.decode().ok()?.to_rgb8())
+    // The library's decoder: the same size limits, EXIF orientation and alpha handling as
+    // `predict` and the page, so a photo is read the same way in training and in use.
+    agegender::decode::open(path).ok()
 }
 
 /// Loads every image in a UTKFace-style folder (labels in the file names).
