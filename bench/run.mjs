@@ -360,7 +360,7 @@ function report(R) {
   p(`- ours: tract-onnx ${v.tract}, ${v.rustc}; wasm32 with +simd128, release profile (opt-level "s", LTO), single thread`);
   p(`- onnxruntime-web ${v.onnxruntimeWebPackage} (wasm backend, SIMD build, 1 thread, graph optimisation "all")`);
   p(`- face-api.js: @vladmandic/face-api ${v.faceapi ?? v.faceapiPackage}; TinyFaceDetector (input 416) + AgeGenderNet`);
-  p(`- PyTorch ${v.torch ?? 'n/a'} (CPU)`);
+  p(`- PyTorch ${v.torch ?? R.trainer?.torch?.[0]?.torch ?? 'n/a'} (CPU)`);
   p(`- classifier: ${R.classifier ? `\`${R.classifier.file}\`, ${kb(R.classifier.bytes)}` : '**model/agegender.onnx missing: classifier measures skipped**'}`);
   if (R.setup) {
     const info = R.setup.ours.shippedInfo;
