@@ -1,8 +1,8 @@
 """PyTorch CPU training speed for the same architecture, loss and batch size as our trainer.
 
 The architecture mirrors trainer/src/model.rs (NetConfig::standard): conv-bn-relu trunk
-3->32 s2, 32->32, 32->64 s2, 64->64, 64->128 s2, dw128, pw128->128, dw128, pw128->256, global
-average pool, dropout 0.2, Linear(256, 101) age logits and Linear(256, 1) gender logit. The loss
+3->32 s2, 32->32, 32->64 s2, 64->64, 64->128 s2, dw128, pw128->192, dw192, pw192->256, dw256,
+pw256->256, global average pool, dropout 0.1, Linear(256, 101) age logits and Linear(256, 1) gender logit. The loss
 mirrors trainer/src/train.rs: cross-entropy against a Gaussian label distribution (sigma 2) + L1 on
 the expected age + BCE on gender, AdamW. Images are decoded and resized to 64x64 before timing (our
 trainer decodes and augments on a second thread, overlapped with the step).
@@ -25,20 +25,22 @@ AGE_BINS = 101
 
 
 def layers():
-    w = [24, 32, 64, 128, 256]
+    w = [32, 64, 128, 192, 256]
     full = lambda cin, cout, s: (cin, cout, 3, s, 1)
     dw = lambda c: (c, c, 3, 1, c)
     pw = lambda cin, cout: (cin, cout, 1, 1, 1)
     return [
-        full(3, w[1], 2),
+        full(3, w[0], 2),
+        full(w[0], w[0], 1),
+        full(w[0], w[1], 2),
         full(w[1], w[1], 1),
         full(w[1], w[2], 2),
-        full(w[2], w[2], 1),
-        full(w[2], w[3], 2),
-        dw(w[3]),
-        pw(w[3], w[3]),
+        dw(w[2]),
+        pw(w[2], w[3]),
         dw(w[3]),
         pw(w[3], w[4]),
+        dw(w[4]),
+        pw(w[4], w[4]),
     ]
 
 
@@ -49,7 +51,7 @@ class Net(nn.Module):
         for cin, cout, k, s, g in layers():
             mods += [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
         self.trunk = nn.Sequential(*mods)
-        self.drop = nn.Dropout(0.2)
+        self.drop = nn.Dropout(0.1)
         self.age = nn.Linear(256, AGE_BINS)
         self.gender = nn.Linear(256, 1)
 
