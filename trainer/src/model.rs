@@ -41,9 +41,12 @@ impl NetConfig {
         Self::with_widths([32, 64, 128, 192, 256], 0.1)
     }
 
-    /// A narrow variant for smoke runs and tests.
+    /// A narrow variant for smoke runs and tests: v2's layer pattern without the last
+    /// depthwise-separable block (v1's shape), 8 channels throughout and 16 at the end.
     pub fn tiny() -> Self {
-        Self::with_widths([4, 8, 8, 8, 16], 0.2)
+        let mut net = Self::with_widths([8, 8, 8, 8, 16], 0.2);
+        net.layers.truncate(net.layers.len() - 2);
+        net
     }
 
     fn with_widths(w: [usize; 5], dropout: f64) -> Self {
