@@ -135,8 +135,16 @@ const previousFile = path.join(outDir, 'results.json');
 const previous = !quick && fs.existsSync(previousFile) ? JSON.parse(fs.readFileSync(previousFile, 'utf8')) : null;
 
 try {
+  // Skipped sections keep the previous run's figures, marked with their date in the report.
+  const carry = (keys, section) => {
+    if (!previous || !keys.some((k) => previous[k] !== undefined)) return;
+    for (const k of keys) if (previous[k] !== undefined) results[k] = previous[k];
+    results.carried = { ...(previous.carried || {}), ...results.carried, [section]: previous.carried?.[section] || previous.date };
+  };
   if (!skip.has('browser')) await browserBench();
+  else carry(['cold', 'images', 'setup', 'faceCounts', 'models', 'perImage', 'browserProblems'], 'browser');
   if (!skip.has('native')) nativeBench();
+  else carry(['native'], 'native');
   if (!skip.has('trainer')) trainerBench();
   else if (previous?.trainer) results.trainer = { ...previous.trainer, from: previous.trainer.from || previous.date };
 } finally {
@@ -368,6 +376,9 @@ function report(R) {
   }
   p(`- photos: ${R.photos.length ? R.photos.join(', ') : 'none'}; generated: ${R.photos.length ? R.sizes.join(', ') : 'none'} (the first photo scaled)`);
   p(`- rounds: ${JSON.stringify(R.rounds)}`);
+  for (const [section, date] of Object.entries(R.carried || {})) {
+    p(`- **${section} figures not rerun here (\`BENCH_SKIP=${section}\`): they are from the run of ${date}.**`);
+  }
   p();
 
   // Goals.

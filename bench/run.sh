@@ -31,15 +31,19 @@ if [ ! -d bench/node_modules ] || [ bench/package-lock.json -nt bench/node_modul
     touch bench/node_modules
 fi
 
-# tractbench: the same agegender code, native and wasm32 (+simd128 from .cargo/config.toml).
-# Separate target folders for the two, so that they never wait on each other's lock.
-say "cargo build tractbench (native, release)"
-(cd bench/tractbench && $NICE cargo build --release --quiet --bin tractbench --target-dir ../target)
-say "cargo build tractbench (wasm32, release) + wasm-bindgen"
-(cd bench/tractbench && $NICE cargo build --release --quiet --lib --target wasm32-unknown-unknown \
-    --target-dir ../target-wasm)
-$NICE wasm-bindgen --target web --no-typescript --out-dir bench/target-wasm/pkg \
-    bench/target-wasm/wasm32-unknown-unknown/release/tractbench.wasm
+skipped() { [[ ",${BENCH_SKIP:-}," == *,$1,* ]]; }
+
+# tractbench (only for the browser and native sections): the same agegender code, native and
+# wasm32 (+simd128 from .cargo/config.toml); separate target folders so they never share a lock.
+if ! skipped browser || ! skipped native; then
+    say "cargo build tractbench (native, release)"
+    (cd bench/tractbench && $NICE cargo build --release --quiet --bin tractbench --target-dir ../target)
+    say "cargo build tractbench (wasm32, release) + wasm-bindgen"
+    (cd bench/tractbench && $NICE cargo build --release --quiet --lib --target wasm32-unknown-unknown \
+        --target-dir ../target-wasm)
+    $NICE wasm-bindgen --target web --no-typescript --out-dir bench/target-wasm/pkg \
+        bench/target-wasm/wasm32-unknown-unknown/release/tractbench.wasm
+fi
 
 # PyTorch for the trainer comparison, from PyPI, in bench/.venv (skipped if it cannot be had).
 if [[ ",${BENCH_SKIP:-}," != *,torch,* ]] && [ ! -x bench/.venv/bin/python ]; then
