@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::js::{get, message};
+
 use agegender::wasm::{Analyzer, Tracker, age_gate, verify, version};
 use js_sys::Reflect;
 use serde::Serialize;
@@ -20,16 +22,6 @@ thread_local! {
     static ANALYZER: Analyzer = Analyzer::new().unwrap_or_else(|e| {
         panic!("Analyzer::new failed: {}", message(&JsValue::from(e)))
     });
-}
-
-fn message(err: &JsValue) -> String {
-    err.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("not a JS Error: {err:?}"))
-}
-
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &JsValue::from_str(key)).expect("a JS object")
 }
 
 fn scene(a: &Analyzer) -> Result<JsValue, JsValue> {

@@ -8,6 +8,8 @@
 mod bad_inputs;
 mod common;
 
+use common::js::{get, message};
+
 use std::rc::Rc;
 
 use agegender::wasm::Analyzer;
@@ -77,16 +79,6 @@ thread_local! {
 
 fn analyzer() -> Rc<Analyzer> {
     ANALYZER.with(Rc::clone)
-}
-
-fn message(err: &JsValue) -> String {
-    err.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("not a JS Error: {err:?}"))
-}
-
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &JsValue::from_str(key)).expect("a JS object")
 }
 
 /// What the page does with a file: decode, then analyse. `Err` is the message the page shows.

@@ -145,3 +145,21 @@ fn diff(got: &Value, expected: &Value, path: &str, out: &mut Vec<String>) {
         (g, e) => out.push(format!("{path}: got {g}, expected {e}")),
     }
 }
+
+/// Helpers for the browser tests (`tests/web.rs`, `tests/web_bad_input.rs`).
+#[cfg(target_arch = "wasm32")]
+pub mod js {
+    use js_sys::Reflect;
+    use wasm_bindgen::{JsCast, JsValue};
+
+    /// The message of a JS `Error`, or a description of whatever else was thrown.
+    pub fn message(err: &JsValue) -> String {
+        err.dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .unwrap_or_else(|| format!("not a JS Error: {err:?}"))
+    }
+
+    pub fn get(obj: &JsValue, key: &str) -> JsValue {
+        Reflect::get(obj, &JsValue::from_str(key)).expect("a JS object")
+    }
+}
