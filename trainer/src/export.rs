@@ -39,6 +39,17 @@ pub struct Portable {
     pub gender: Dense,
 }
 
+impl Portable {
+    /// Folds `logit' = scale * logit + bias` into the gender head.
+    pub fn calibrate_gender(&mut self, scale: f32, bias: f32) {
+        self.gender.weight.iter_mut().for_each(|w| *w *= scale);
+        self.gender
+            .bias
+            .iter_mut()
+            .for_each(|b| *b = scale * *b + bias);
+    }
+}
+
 fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()

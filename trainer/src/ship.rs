@@ -82,11 +82,21 @@ struct Card {
     input: serde_json::Value,
     outputs: serde_json::Value,
     calibration: Calibration,
+    gender_calibration: Option<GenderCalibration>,
     architecture: crate::model::NetConfig,
     parameters: usize,
     quantization: serde_json::Value,
     training: serde_json::Value,
     metrics: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct GenderCalibration {
+    scale: f32,
+    bias: f32,
+    fitted_on: &'static str,
+    val_accuracy_before: f64,
+    val_accuracy_after: f64,
 }
 
 #[derive(Serialize)]
@@ -117,7 +127,49 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     let net = &state.config.net;
     let device = Device::flex();
     let model = train::load_model(net, &run.best_model(), &device)?;
-    let portable = export::fold(&model, net);
+    let mut portable = export::fold(&model, net);
+
+    let split = |which: Split| -> Vec<&Sample> {
+        a.samples
+            .map(|s| s.iter().filter(|x| x.split == which).collect())
+            .unwrap_or_default()
+    };
+    let (val, test) = (split(Split::Val), split(Split::Test));
+
+    // Gender calibration, fitted on validation and folded into the gender head so that every
+    // consumer (page, eval, predict) reads calibrated probabilities from the file itself.
+    let gender_calibration = if val.is_empty() {
+        None
+    } else {
+        let crops: Vec<RgbImage> = val
+            .iter()
+            .map(|s| preprocess::aligned_crop_input(&s.image))
+            .collect();
+        let (_, logits) = train::predict_logits(&model, &crops, &device);
+        let female: Vec<bool> = val.iter().map(|s| s.label.gender == 1).collect();
+        let (scale, bias) = metrics::fit_platt(&logits, &female);
+        let accuracy = |sc: f32, bi: f32| {
+            logits
+                .iter()
+                .zip(&female)
+                .filter(|&(&z, &f)| (sc * z + bi >= 0.0) == f)
+                .count() as f64
+                / logits.len() as f64
+        };
+        let fitted = GenderCalibration {
+            scale,
+            bias,
+            fitted_on: "validation split (Platt scaling, folded into the gender head)",
+            val_accuracy_before: accuracy(1.0, 0.0),
+            val_accuracy_after: accuracy(scale, bias),
+        };
+        eprintln!(
+            "gender calibration on validation: scale {scale:.3}, bias {bias:.3}; accuracy {:.4} -> {:.4}",
+            fitted.val_accuracy_before, fitted.val_accuracy_after
+        );
+        portable.calibrate_gender(scale, bias);
+        Some(fitted)
+    };
 
     // Golden pair: the framework's own outputs on synthetic crops.
     let variants = vec![0u32, 1, 2];
@@ -125,7 +177,12 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         .iter()
         .map(|&v| preprocess::golden_pattern(v))
         .collect();
-    let (ref_ages, ref_genders) = train::predict_logits(&model, &goldens, &device);
+    let (ref_ages, mut ref_genders) = train::predict_logits(&model, &goldens, &device);
+    if let Some(c) = &gender_calibration {
+        ref_genders
+            .iter_mut()
+            .for_each(|g| *g = c.scale * *g + c.bias);
+    }
     let reference: Vec<(Vec<f32>, f32)> = ref_ages.into_iter().zip(ref_genders).collect();
 
     let doc = format!(
@@ -151,12 +208,6 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         f32_speed.batch_1, f32_speed.batch_16, int8_speed.batch_1, int8_speed.batch_16
     );
 
-    let split = |which: Split| -> Vec<&Sample> {
-        a.samples
-            .map(|s| s.iter().filter(|x| x.split == which).collect())
-            .unwrap_or_default()
-    };
-    let (val, test) = (split(Split::Val), split(Split::Test));
     let val_metrics = |c: &Classifier| -> Result<Option<(Metrics, Vec<Outcome>)>> {
         if val.is_empty() {
             return Ok(None);
@@ -212,7 +263,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         .map(|(l, g)| agegender::estimate::decode(l, *g, &calibration))
         .collect();
     let golden = Golden {
-        description: "outputs of the trained network in burn (f32, before export) on agegender::preprocess::golden_pattern(variant)",
+        description: "outputs of the trained network in burn (f32, before export, gender logit after the card's gender_calibration) on agegender::preprocess::golden_pattern(variant)",
         variants,
         age_logits: reference.iter().map(|r| r.0.clone()).collect(),
         gender_logit: reference.iter().map(|r| r.1).collect(),
@@ -239,6 +290,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             agegender::estimate::GENDER_OUTPUT: "[N, 1] logit of P(female)",
         }),
         calibration,
+        gender_calibration,
         architecture: net.clone(),
         parameters: portable
             .convs
