@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { utkBench, utkReport } from './utk.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, 'bench');
@@ -76,6 +77,7 @@ const mounts = [
   ['/node_modules/', path.join(benchDir, 'node_modules')],
   ['/model/', path.join(root, 'model')],
   ['/photos/', photosDir],
+  ['/utk/', path.join(data, 'utkface')],
   ['/www/', path.join(root, 'www')],
   ['/', path.join(root, 'www')],
 ];
@@ -139,14 +141,22 @@ try {
   const carry = (keys, section) => {
     if (!previous || !keys.some((k) => previous[k] !== undefined)) return;
     for (const k of keys) if (previous[k] !== undefined) results[k] = previous[k];
-    results.carried = { ...(previous.carried || {}), ...results.carried, [section]: previous.carried?.[section] || previous.date };
+    results.carried = { ...results.carried, [section]: previous.carried?.[section] || previous.date };
   };
   if (!skip.has('browser')) await browserBench();
-  else carry(['cold', 'images', 'setup', 'faceCounts', 'models', 'perImage', 'browserProblems'], 'browser');
+  else {
+    carry(['cold', 'images', 'setup', 'faceCounts', 'models', 'perImage', 'browserProblems'], 'browser');
+    // The browser-side versions belong to those figures, not to this run.
+    for (const k of ['chromium', 'faceapi']) if (previous?.versions?.[k]) results.versions[k] = previous.versions[k];
+  }
   if (!skip.has('native')) nativeBench();
   else carry(['native'], 'native');
+  // The header's classifier is the one the carried browser and native figures measured.
+  if (results.carried?.browser && results.carried?.native && previous.classifier) results.classifier = previous.classifier;
   if (!skip.has('trainer')) trainerBench();
   else if (previous?.trainer) results.trainer = { ...previous.trainer, from: previous.trainer.from || previous.date };
+  if (!skip.has('utk')) await utkSection();
+  else if (previous?.utk) results.utk = { ...previous.utk, from: previous.utk.from || previous.utk.date };
 } finally {
   server.close();
   fs.writeFileSync(path.join(outDir, quick ? 'results-quick.json' : 'results.json'), JSON.stringify(results, null, 2));
@@ -241,6 +251,15 @@ async function coldFaceApi(browser, photoUrl) {
   const d = downloaded();
   await context.close();
   return { readyMs: firstResultMs - (r.firstResultMs - r.readyMs), firstResultMs, faces: r.faces, ...d };
+}
+
+/** Accuracy on the UTKFace test split, face-api.js against ours (bench/utk.mjs). */
+async function utkSection() {
+  const launch = () => chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const r = await utkBench({ root, benchDir, data, origin, quick, classifierFile, launch, log });
+  if (!r) return;
+  results.utk = r.summary;
+  fs.writeFileSync(path.join(outDir, quick ? 'utk-predictions-quick.json' : 'utk-predictions.json'), JSON.stringify(r.predictions));
 }
 
 function nativeBench() {
@@ -550,6 +569,8 @@ function report(R) {
     if (T2.torchError) p(`| PyTorch | ${T2.torchError.replace(/\|/g, '\\|')} | |`);
     p();
   }
+
+  if (R.utk) utkReport(R.utk, p);
 
   p('## Where we fall short, and why');
   p();

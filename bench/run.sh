@@ -10,7 +10,11 @@
 # tractbench depends on the agegender crate by path, so a change in src/ relinks it (LTO: minutes).
 #
 # Environment: AGEGENDER_DATA (default /work/shared/data; photos/ and utkface/ are used),
-# CHROMIUM (default /usr/bin/chromium), BENCH_SKIP (comma list of: browser,native,trainer,torch).
+# CHROMIUM (default /usr/bin/chromium), BENCH_SKIP (comma list of: browser,native,trainer,torch,utk),
+# AGEGENDER_TRAINER (a built trainer binary for the utk section instead of `cargo build -p trainer`).
+#
+#   BENCH_SKIP=browser,native,trainer,torch ./bench/run.sh   only the UTKFace accuracy comparison
+#                             with face-api.js (bench/utk.mjs); the other sections keep their figures
 # Everything it runs is niced (nice -n 10): a training run on the same machine keeps priority.
 set -euo pipefail
 cd "$(dirname "$0")/.."

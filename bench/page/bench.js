@@ -3,7 +3,8 @@
 // calls the functions on `window.bench` through page.evaluate and gets plain arrays of ms back.
 //
 // Served paths (bench/run.mjs): /www/ (the page and its built pkg/), /tb/ (tractbench, the same
-// agegender code with stage-level exports), /node_modules/ (bench/node_modules), /model/, /photos/.
+// agegender code with stage-level exports), /node_modules/ (bench/node_modules), /model/, /photos/,
+// /utk/ (the UTKFace folder, for the accuracy section).
 
 const now = () => performance.now();
 const state = { images: [], crops: [] };
@@ -194,6 +195,50 @@ async function faceApiCold(url) {
   return { readyMs: ready, firstResultMs: now() - t0, faces: faces.length };
 }
 
+/**
+ * UTKFace accuracy (bench/utk.mjs): face-api.js on each 200x200 aligned crop at `urls`, in order.
+ * `crop`: AgeGenderNet on the whole crop (one batch); `photo`: TinyFaceDetector on the image as a
+ * photo, then AgeGenderNet on its best face (null where none is found). `pad` > 0 centres the crop
+ * on a mid-grey canvas `pad` crop widths larger on each side; `png` also returns that canvas as
+ * base64 PNG (so that ours sees the same pixels).
+ */
+async function utkFaceApi(urls, mode, pad = 0, png = false) {
+  const fa = state.faceapi;
+  const canvases = [];
+  for (const url of urls) {
+    const bmp = await createImageBitmap(new Blob([await fetchBytes(url)]), { imageOrientation: 'from-image' });
+    const p = Math.round(bmp.width * pad);
+    const c = canvasOf(bmp.width + 2 * p, bmp.height + 2 * p);
+    const ctx = c.getContext('2d');
+    ctx.fillStyle = 'rgb(128, 128, 128)';
+    ctx.fillRect(0, 0, c.width, c.height);
+    ctx.drawImage(bmp, p, p);
+    bmp.close();
+    canvases.push(c);
+  }
+  const pFemale = (gender, p) => (gender === 'female' ? p : 1 - p);
+  let results;
+  if (mode === 'crop') {
+    const r = await fa.nets.ageGenderNet.predictAgeAndGender(canvases);
+    results = (Array.isArray(r) ? r : [r]).map((x) => ({ age: x.age, pFemale: pFemale(x.gender, x.genderProbability) }));
+  } else {
+    results = [];
+    for (const c of canvases) {
+      const d = await fa.detectSingleFace(c, state.faOpts).withAgeAndGender();
+      results.push(d ? { age: d.age, pFemale: pFemale(d.gender, d.genderProbability), score: d.detection.score } : null);
+    }
+  }
+  const pngs = [];
+  for (const c of png ? canvases : []) {
+    const blob = await new Promise((resolve) => c.toBlob(resolve, 'image/png'));
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    pngs.push(btoa(bin));
+  }
+  return { results, pngs };
+}
+
 window.bench = {
   loadImages,
   setupOurs,
@@ -203,6 +248,7 @@ window.bench = {
   faceApiCold,
   runModels: (rounds) => runRounds(modelMeasures(), rounds),
   runImage: (i, rounds) => runRounds(imageMeasures(i), rounds),
+  utkFaceApi,
   ua: () => navigator.userAgent,
   state, // for debugging from the console
 };
