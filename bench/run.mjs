@@ -381,7 +381,7 @@ function report(R) {
   p('## Machine and versions');
   p();
   p(`- CPU: ${R.machine.model}, ${R.machine.cpus} CPUs, ${R.machine.memory} RAM; load average at start ${R.machine.load}`);
-  p('  (a training run shared the machine; everything here ran under `nice -n 10`).');
+  p('  (a shared machine: builds or a training run may use its two cores meanwhile, which is why ratios are paired round by round).');
   const v = R.versions;
   p(`- Chromium ${v.chromium ?? 'n/a'} (headless, software only), Node ${v.node}, playwright-core ${v.playwrightCore}`);
   p(`- ours: tract-onnx ${v.tract}, ${v.rustc}; wasm32 with +simd128, release profile (opt-level "s", LTO), single thread`);
