@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { utkBench, utkReport } from './utk.mjs';
+import { openBenchPage } from './session.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, 'bench');
@@ -185,13 +186,7 @@ async function browserBench() {
 
     // 2. Everything side by side in one page session.
     const context = await browser.newContext();
-    const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(e.message));
-    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-    await page.goto(`${origin}/bench-page/`);
-    await page.waitForSelector('body[data-ready="true"]');
-    page.setDefaultTimeout(0);
+    const { page, problems } = await openBenchPage(context, origin);
     results.images = await page.evaluate(
       ([p, s]) => window.bench.loadImages(p, s),
       [photos.map((f) => `/photos/${encodeURIComponent(f)}`), photos.length ? SIZES : []],

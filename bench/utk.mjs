@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { openBenchPage } from './session.mjs';
 
 // ---- the split: trainer/src/dataset.rs (`fnv1a`, `split_of`, `parse_utk_name`) in JS -------------
 
@@ -205,13 +206,7 @@ export async function utkBench(env) {
   const faceapi = { crop: [], photo: [], padded: [] };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'agegender-utk-'));
   try {
-    const page = await browser.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(e.message));
-    page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-    await page.goto(`${origin}/bench-page/`);
-    await page.waitForSelector('body[data-ready="true"]');
-    page.setDefaultTimeout(0);
+    const { page, problems } = await openBenchPage(browser, origin);
     const setup = await page.evaluate(() => window.bench.setupFaceApi());
     summary.faceapiVersion = `${setup.version} (tfjs ${setup.tfjs}, ${setup.backend} backend, SIMD ${setup.simd})`;
     summary.browser = browser.version();
