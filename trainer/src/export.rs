@@ -426,6 +426,19 @@ mod tests {
             .logits(&crops)
             .unwrap();
         assert!(max_logit_diff(&reference, &got) < 0.2);
+
+        // A gender calibration folded into the head moves only the gender logit, affinely.
+        let mut calibrated = portable.clone();
+        calibrated.calibrate_gender(0.8, 0.45);
+        let got = Classifier::from_bytes(&encode(&to_onnx(&calibrated, false, "test")))
+            .unwrap()
+            .logits(&crops)
+            .unwrap();
+        let expected: Vec<(Vec<f32>, f32)> = reference
+            .iter()
+            .map(|(a, g)| (a.clone(), 0.8 * g + 0.45))
+            .collect();
+        assert!(max_logit_diff(&expected, &got) < 1e-4);
         std::fs::remove_dir_all(&data).ok();
     }
 
