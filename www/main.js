@@ -317,6 +317,11 @@ async function decode(file, card) {
   canvas.height = height;
   const ctx = paintPhoto(card);
   const rgba = ctx.getImageData(0, 0, width, height).data.buffer;
+  if (k < 1) {
+    // Keep only the drawn size for redrawing: a 50 MP photo's full bitmap holds 200 MB.
+    card.bitmap = await createImageBitmap(canvas);
+    bitmap.close();
+  }
   return { rgba, width, height };
 }
 
