@@ -125,6 +125,13 @@ struct TrainArgs {
     /// Stop after this many epochs in this call; `--resume` continues later.
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Start from these weights (a run's `best.bpk`) instead of a random initialisation:
+    /// a fine-tune or warm restart with a fresh optimiser and schedule.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Epochs of linear learning-rate warmup.
+    #[arg(long, default_value_t = 1.0)]
+    warmup_epochs: f64,
 }
 
 fn main() -> Result<()> {
@@ -147,7 +154,7 @@ fn main() -> Result<()> {
                 batch_size: a.batch_size,
                 lr: a.lr,
                 weight_decay: a.weight_decay,
-                warmup_epochs: 1.0,
+                warmup_epochs: a.warmup_epochs,
                 patience: a.patience,
                 seed: a.seed,
                 label_sigma: 2.0,
@@ -159,6 +166,7 @@ fn main() -> Result<()> {
                 } else {
                     model::NetConfig::standard()
                 },
+                init: a.init.clone(),
             };
             std::fs::create_dir_all(&a.out)?;
             train::write_atomic(

@@ -314,7 +314,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             "best_epoch": state.best_epoch,
             "best_val_mae_in_training": state.best_val_mae,
             "config": state.config,
-            "command": format!("cargo run --release -p trainer -- train --data <utkface> --out {} --epochs {} && cargo run --release -p trainer -- export --run {} --data <utkface> --out model", a.run.display(), state.config.epochs, a.run.display()),
+            "command": train_command(a.run, &state.config),
         }),
         metrics: serde_json::json!({ "test": test_report.as_ref().map(|r| &r.overall) }),
     };
@@ -339,4 +339,25 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r.overall)?);
     }
     Ok(())
+}
+
+/// The commands that reproduce an exported model, as written into its card.
+fn train_command(run: &Path, cfg: &crate::train::TrainConfig) -> String {
+    let init = cfg
+        .init
+        .as_ref()
+        .map(|p| {
+            format!(
+                " --init {} --warmup-epochs {}",
+                p.display(),
+                cfg.warmup_epochs
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {}{init} && cargo run --release -p trainer -- export --run {run} --data <utkface> --out model",
+        cfg.epochs,
+        cfg.lr,
+        run = run.display(),
+    )
 }

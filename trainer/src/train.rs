@@ -41,6 +41,10 @@ pub struct TrainConfig {
     pub gender_weight: f32,
     pub augment: bool,
     pub net: NetConfig,
+    /// Weights the run starts from instead of a random initialisation (a fine-tune or warm
+    /// restart of an earlier run); the optimiser and schedule start fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 /// Per-epoch figures, kept for the learning curves.
@@ -412,7 +416,12 @@ pub fn train(
                 history: vec![],
                 stopped_early: false,
             };
-            (cfg.net.init(&device), optimizer(cfg), state)
+            let model = match &cfg.init {
+                Some(path) => load_model(&cfg.net, path, &device)
+                    .with_context(|| format!("--init {}", path.display()))?,
+                None => cfg.net.init(&device),
+            };
+            (model, optimizer(cfg), state)
         }
     };
 
@@ -566,6 +575,7 @@ pub(crate) mod tests {
             gender_weight: 3.0,
             augment: true,
             net: NetConfig::tiny(),
+            init: None,
         }
     }
 
@@ -652,6 +662,52 @@ pub(crate) mod tests {
             assert_eq!(ca.bias, cb.bias);
         }
         assert_eq!(wa.age.weight, wb.age.weight);
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
+    fn init_starts_from_the_given_weights_with_a_fresh_optimiser() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let data = fake_utk("init", 60);
+        let (samples, _) = load_utk_dir(&data, None).unwrap();
+        let quiet = Control {
+            quiet: true,
+            ..Control::default()
+        };
+        let source = RunDir(data.join("source"));
+        let cfg = tiny_config(1);
+        train(&samples, &cfg, &source, quiet).unwrap();
+        // With a zero learning rate only batch-norm statistics move, so the head keeps the
+        // source's weights exactly; a run without --init starts from a random head.
+        let frozen = TrainConfig {
+            lr: 0.0,
+            seed: 99,
+            init: Some(source.best_model()),
+            ..cfg.clone()
+        };
+        let fine = RunDir(data.join("fine"));
+        let state = train(&samples, &frozen, &fine, quiet).unwrap();
+        assert_eq!(state.config.init, Some(source.best_model()));
+        let fresh = RunDir(data.join("fresh"));
+        let random = TrainConfig {
+            init: None,
+            ..frozen.clone()
+        };
+        train(&samples, &random, &fresh, quiet).unwrap();
+        let dev = Device::flex();
+        let head = |run: &RunDir| {
+            let m = load_model(&cfg.net, &run.best_model(), &dev).unwrap();
+            crate::export::fold(&m, &cfg.net).age.weight
+        };
+        assert_eq!(head(&fine), head(&source));
+        assert_ne!(head(&fresh), head(&source));
+        // A missing file is a clear error that names the flag.
+        let missing = TrainConfig {
+            init: Some(data.join("nope.bpk")),
+            ..cfg.clone()
+        };
+        let err = train(&samples, &missing, &RunDir(data.join("missing")), quiet).unwrap_err();
+        assert!(format!("{err:#}").contains("--init"), "{err:#}");
         std::fs::remove_dir_all(&data).ok();
     }
 }
