@@ -129,6 +129,9 @@ struct TrainArgs {
     /// a fine-tune or warm restart with a fresh optimiser and schedule.
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Weight of the gender loss against the age loss.
+    #[arg(long, default_value_t = 3.0)]
+    gender_weight: f32,
     /// Epochs of linear learning-rate warmup.
     #[arg(long, default_value_t = 1.0)]
     warmup_epochs: f64,
@@ -159,7 +162,7 @@ fn main() -> Result<()> {
                 seed: a.seed,
                 label_sigma: 2.0,
                 l1_weight: 0.5,
-                gender_weight: 3.0,
+                gender_weight: a.gender_weight,
                 augment: !a.no_augment,
                 net: if a.tiny {
                     model::NetConfig::tiny()

@@ -355,9 +355,10 @@ fn train_command(run: &Path, cfg: &crate::train::TrainConfig) -> String {
         })
         .unwrap_or_default();
     format!(
-        "cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {}{init} && cargo run --release -p trainer -- export --run {run} --data <utkface> --out model",
+        "cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --gender-weight {}{init} && cargo run --release -p trainer -- export --run {run} --data <utkface> --out model",
         cfg.epochs,
         cfg.lr,
+        cfg.gender_weight,
         run = run.display(),
     )
 }
