@@ -716,5 +716,22 @@ function showWebcamFrame(reply, request) {
   camSection.gates = reply.gates;
 }
 
+/** Registers the service worker that lets the page reload offline, and waits for it briefly:
+ * the analysis worker started next then fetches the model through it, so even a first visit is
+ * cached. Never blocks the page for long and never fails it (file://, insecure origins). */
+async function offlineSupport() {
+  if (!('serviceWorker' in navigator)) return 'unsupported';
+  try {
+    await navigator.serviceWorker.register('./sw.js');
+    const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), 3000));
+    return await Promise.race([navigator.serviceWorker.ready.then(() => 'ready'), timeout]);
+  } catch {
+    return 'unavailable';
+  }
+}
+
 onModeChange();
-startWorker();
+offlineSupport().then((state) => {
+  document.body.dataset.offline = state;
+  startWorker();
+});

@@ -215,8 +215,51 @@ async function run() {
 
   await context.close();
 
-  // 9. Webcam, with Chromium's fake camera (a still of an adult and a child when there is data).
+  // 9. Reload without a network: the service worker serves the page and the model from its cache.
+  summary.cases.offlineReload = await checkOfflineReload();
+
+  // 10. Webcam, with Chromium's fake camera (a still of an adult and a child when there is data).
   summary.cases.webcam = await checkWebcam();
+}
+
+// ---- offline reload ---------------------------------------------------------------------------
+
+/** Loads the page from a server of its own, stops that server, reloads: the page must come back
+ * from the service worker's cache and analyse a photo (a face when there is data). */
+async function checkOfflineReload() {
+  const own = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const [line] = await once(createInterface({ input: own.stdout }), 'line');
+  const url = new URL(line.replace(/^serving /, '')).origin + '/';
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(url);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+    assert.equal(await page.getAttribute('body', 'data-offline'), 'ready', 'the service worker was active before the model loaded');
+    assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'the page is controlled by the service worker');
+    // The model went through the service worker on this first visit and is stored (in the background).
+    await page.waitForFunction(async () => !!(await caches.match('pkg/agegender_bg.wasm')), null, { timeout: TIMEOUT, polling: 200 });
+    own.kill();
+    await once(own, 'exit');
+    // Nothing listens on the port any more: a reload can only come from the cache.
+    await assert.rejects(fetch(url), 'the server is down');
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+    await dropFiles(page, data ? [faceSpec(labelledFaces(data).adults[1])] : [], true);
+    await waitForCards(page, data ? 2 : 1);
+    const cards = await readCards(page);
+    for (const c of cards) assert.equal(c.state, 'done', `offline reload: ${c.title}: ${c.summary}`);
+    if (data) assert.equal(cards[0].faces, 1, 'offline reload: the face is found');
+    assert.deepEqual(problems, [], 'errors in the page after an offline reload');
+    return cards.map((c) => c.summary);
+  } finally {
+    own.kill();
+    await context.close();
+  }
 }
 
 // ---- verification and age gate ----------------------------------------------------------------

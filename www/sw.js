@@ -1,0 +1,46 @@
+// Service worker: once the page has loaded, it reloads without a network (the photos never needed
+// one). Network first, so an online visit always gets the current files and behaves exactly as
+// without this worker; the cache is only the fallback when the network fails.
+const CACHE = 'agegender-v1';
+// The page's shell, cached at install; the wasm module is cached when the analysis worker, which
+// the page starts only once this service worker is active, fetches it through here.
+const SHELL = ['./', 'index.html', 'main.js', 'worker.js', 'style.css', 'pkg/agegender.js'];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(SHELL))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const { request } = event;
+  if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return;
+  event.respondWith(networkFirst(event, request));
+});
+
+async function networkFirst(event, request) {
+  const cache = await caches.open(CACHE);
+  try {
+    const response = await fetch(request);
+    // Stored in the background: awaiting it would hold the response until the whole body had
+    // arrived and the page's download progress would jump from 0 to 100%.
+    if (response.ok) event.waitUntil(cache.put(request, response.clone()));
+    return response;
+  } catch (err) {
+    const hit = await cache.match(request, { ignoreSearch: true });
+    if (hit) return hit;
+    throw err;
+  }
+}
