@@ -40,11 +40,16 @@ assert.ok(
 
 // ---- server -----------------------------------------------------------------------------------
 
-const server = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const [firstLine] = await once(createInterface({ input: server.stdout }), 'line');
-const origin = new URL(firstLine.replace(/^serving /, '')).origin;
+/** Starts tools/serve.py on a free port; resolves to the process and its origin. */
+async function startServer(stderr = 'inherit') {
+  const proc = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], {
+    stdio: ['ignore', 'pipe', stderr],
+  });
+  const [line] = await once(createInterface({ input: proc.stdout }), 'line');
+  return { proc, origin: new URL(line.replace(/^serving /, '')).origin };
+}
+
+const { proc: server, origin } = await startServer();
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -227,11 +232,8 @@ async function run() {
 /** Loads the page from a server of its own, stops that server, reloads: the page must come back
  * from the service worker's cache and analyse a photo (a face when there is data). */
 async function checkOfflineReload() {
-  const own = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const [line] = await once(createInterface({ input: own.stdout }), 'line');
-  const url = new URL(line.replace(/^serving /, '')).origin + '/';
+  const { proc: own, origin: ownOrigin } = await startServer('ignore');
+  const url = ownOrigin + '/';
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   try {
     const page = await context.newPage();
