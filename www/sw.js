@@ -31,15 +31,17 @@ self.addEventListener('fetch', (event) => {
 });
 
 async function networkFirst(event, request) {
-  const cache = await caches.open(CACHE);
   try {
     const response = await fetch(request);
     // Stored in the background: awaiting it would hold the response until the whole body had
     // arrived and the page's download progress would jump from 0 to 100%.
-    if (response.ok) event.waitUntil(cache.put(request, response.clone()));
+    if (response.ok) {
+      const copy = response.clone();
+      event.waitUntil(caches.open(CACHE).then((cache) => cache.put(request, copy)));
+    }
     return response;
   } catch (err) {
-    const hit = await cache.match(request, { ignoreSearch: true });
+    const hit = await caches.match(request, { ignoreSearch: true, cacheName: CACHE });
     if (hit) return hit;
     throw err;
   }

@@ -346,18 +346,13 @@ fn train_command(run: &Path, cfg: &crate::train::TrainConfig) -> String {
     let init = cfg
         .init
         .as_ref()
-        .map(|p| {
-            format!(
-                " --init {} --warmup-epochs {}",
-                p.display(),
-                cfg.warmup_epochs
-            )
-        })
+        .map(|p| format!(" --init {}", p.display()))
         .unwrap_or_default();
     format!(
-        "cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --gender-weight {}{init} && cargo run --release -p trainer -- export --run {run} --data <utkface> --out model",
+        "cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {}{init} && cargo run --release -p trainer -- export --run {run} --data <utkface> --out model",
         cfg.epochs,
         cfg.lr,
+        cfg.warmup_epochs,
         cfg.gender_weight,
         run = run.display(),
     )
