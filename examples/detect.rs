@@ -66,9 +66,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "image".into());
-            // The classifier's view of each face (what `align::crop` feeds it).
+            // The classifier's view of each face (what `align::crop` feeds it), at the size
+            // the embedded model takes.
+            let size = agegender::embedded::CLASSIFIER
+                .and_then(|b| agegender::Classifier::from_bytes(b).ok())
+                .map_or(agegender::preprocess::INPUT_SIZE, |c| c.input_size());
             for (i, d) in dets.iter().enumerate() {
-                let crop = agegender::align::crop(&work, d);
+                let crop = agegender::align::crop(&work, d, size);
                 crop.save(std::path::Path::new(dir).join(format!("{stem}-face{i}.png")))?;
             }
             let mut canvas = work.into_owned();

@@ -5,7 +5,7 @@
 use image::RgbImage;
 
 use crate::detect::{Detection, LEFT_EYE, RIGHT_EYE};
-use crate::preprocess::{self, INPUT_SIZE, Similarity};
+use crate::preprocess::{self, Similarity};
 
 /// Eye distance over box width on frontal faces (BlazeFace boxes; 0.38-0.44 on the sample photos).
 pub const EYE_BOX_RATIO: f32 = 0.41;
@@ -28,8 +28,8 @@ pub fn face_scale(det: &Detection) -> f32 {
     }
 }
 
-/// The map from classifier-input pixels to image pixels for this face.
-pub fn similarity(det: &Detection) -> Similarity {
+/// The map from the pixels of a `size` x `size` classifier input to image pixels for this face.
+pub fn similarity(det: &Detection, size: u32) -> Similarity {
     // Detections use pixel-edge coordinates, `from_eyes` pixel centres.
     let centre = |p: [f32; 2]| [p[0] - 0.5, p[1] - 0.5];
     let (l, r) = (
@@ -39,7 +39,7 @@ pub fn similarity(det: &Detection) -> Similarity {
     let frontal = EYE_BOX_RATIO * det.bbox[2];
     let eyes = det.eye_distance();
     if eyes >= PROFILE_FRACTION * frontal {
-        return Similarity::from_eyes(l, r);
+        return Similarity::from_eyes(l, r, size);
     }
     // A face turned aside: scale and place it from the box, as if it were frontal, keeping the
     // eyes' tilt while they are far enough apart to measure it.
@@ -51,18 +51,18 @@ pub fn similarity(det: &Detection) -> Similarity {
     let [x, y, w, h] = det.bbox;
     let mid = centre([x + w / 2.0, y + EYE_LINE_IN_BOX * h]);
     let (hx, hy) = (frontal / 2.0 * angle.cos(), frontal / 2.0 * angle.sin());
-    Similarity::from_eyes([mid[0] - hx, mid[1] - hy], [mid[0] + hx, mid[1] + hy])
+    Similarity::from_eyes([mid[0] - hx, mid[1] - hy], [mid[0] + hx, mid[1] + hy], size)
 }
 
-/// The `INPUT_SIZE` x `INPUT_SIZE` classifier crop for a detected face.
-pub fn crop(img: &RgbImage, det: &Detection) -> RgbImage {
-    preprocess::warp(img, &similarity(det), INPUT_SIZE)
+/// The `size` x `size` classifier crop for a detected face (`Classifier::input_size`).
+pub fn crop(img: &RgbImage, det: &Detection, size: u32) -> RgbImage {
+    preprocess::warp(img, &similarity(det, size), size)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preprocess::{FRAME_SIZE, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE};
+    use crate::preprocess::{FRAME_SIZE, INPUT_SIZE, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE};
 
     fn det_with_eyes(l: [f32; 2], r: [f32; 2]) -> Detection {
         let mut keypoints = [[0.0; 2]; 6];
@@ -85,7 +85,7 @@ mod tests {
         let mut det = det_with_eyes([300.0, 200.0], [304.0, 200.0]);
         det.bbox = [250.0, 170.0, 100.0, 100.0];
         assert!((face_scale(&det) - 41.0).abs() < 1e-4);
-        let m = similarity(&det);
+        let m = similarity(&det, INPUT_SIZE);
         let (lu, lv) = template_px(TEMPLATE_LEFT_EYE);
         let (ru, rv) = template_px(TEMPLATE_RIGHT_EYE);
         let out = (ru - lu).hypot(rv - lv);
@@ -111,7 +111,7 @@ mod tests {
     fn eyes_land_on_the_template_and_are_levelled() {
         // A face tilted by about 27 degrees.
         let (l, r) = ([100.0, 200.0], [180.0, 240.0]);
-        let m = similarity(&det_with_eyes(l, r));
+        let m = similarity(&det_with_eyes(l, r), INPUT_SIZE);
         let (lu, lv) = template_px(TEMPLATE_LEFT_EYE);
         let (ru, rv) = template_px(TEMPLATE_RIGHT_EYE);
         let (x, y) = m.apply(lu, lv);
@@ -137,7 +137,7 @@ mod tests {
                 image::Rgb([255, 255, 255])
             }
         });
-        let out = crop(&img, &det_with_eyes(l, r));
+        let out = crop(&img, &det_with_eyes(l, r), INPUT_SIZE);
         assert_eq!(out.dimensions(), (INPUT_SIZE, INPUT_SIZE));
         for t in [TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE] {
             let (u, v) = template_px(t);

@@ -22,6 +22,8 @@ pub struct Classifier {
     plan: Arc<TypedRunnableModel>,
     /// Faces per model run: the export's fixed batch, or 1.
     batch: usize,
+    /// Side of the square input crop, from the model's input shape.
+    input_size: u32,
     age_ix: usize,
     gender_ix: usize,
     calibration: Calibration,
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Classifier")
             .field("batch", &self.batch)
+            .field("input_size", &self.input_size)
             .field("calibration", &self.calibration)
             .finish()
     }
@@ -48,7 +51,7 @@ fn output_err(message: String) -> Error {
 }
 
 impl Classifier {
-    /// Loads an ONNX classifier with input `estimate::INPUT_NAME` f32 `[N, 3, 64, 64]` and
+    /// Loads an ONNX classifier with input `estimate::INPUT_NAME` f32 `[N, 3, S, S]` and
     /// outputs `age_logits` `[N, 101]` and `gender_logit` `[N, 1]`. Uses the default
     /// calibration until [`Classifier::with_calibration`] sets the model card's.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
@@ -85,18 +88,29 @@ impl Classifier {
                 "expected one input named {INPUT_NAME:?}, got {input_names:?}"
             )));
         }
-        let n = INPUT_SIZE as usize;
+        let input = model.input_fact(0).map_err(model_err)?;
+        let side = |axis: usize| {
+            input
+                .shape
+                .dim(axis)
+                .and_then(|d| d.concretize())
+                .and_then(|d| d.to_usize().ok())
+        };
+        // Models from before the size was a per-model value all declare 64.
+        let n = match (side(2), side(3)) {
+            (Some(h), Some(w)) if h == w && h > 0 => h,
+            (None, None) => INPUT_SIZE as usize,
+            (h, w) => {
+                return Err(model_err(format!(
+                    "the input must be a square [N, 3, S, S] image, got height {h:?} and width {w:?}"
+                )));
+            }
+        };
+        let input_size = u32::try_from(n).map_err(model_err)?;
         // A symbolic batch is fixed to 1 and faces run one by one: tract then plans the
         // convolutions with lazy im2col, ~3x faster per face than its eager im2col at batch 8 or
         // with a symbolic batch (bench/ANALYSIS.md). A fixed batch is kept as exported.
-        let declared = model
-            .input_fact(0)
-            .map_err(model_err)?
-            .shape
-            .dim(0)
-            .and_then(|d| d.concretize())
-            .and_then(|d| d.to_usize().ok());
-        let batch = declared.unwrap_or(1).clamp(1, MAX_BATCH);
+        let batch = side(0).unwrap_or(1).clamp(1, MAX_BATCH);
         let batch_dim = batch.to_dim();
         let fact = InferenceFact::dt_shape(
             f32::datum_type(),
@@ -110,6 +124,7 @@ impl Classifier {
         Ok(Self {
             plan,
             batch,
+            input_size,
             age_ix,
             gender_ix,
             calibration: Calibration::default(),
@@ -122,12 +137,17 @@ impl Classifier {
         self
     }
 
+    /// Side of the square face crop this model takes (`align::crop`, `aligned_crop_input`).
+    pub fn input_size(&self) -> u32 {
+        self.input_size
+    }
+
     /// The calibration in use.
     pub fn calibration(&self) -> Calibration {
         self.calibration
     }
 
-    /// Estimates age and gender for each `INPUT_SIZE` x `INPUT_SIZE` face crop (from
+    /// Estimates age and gender for each [`Classifier::input_size`] square face crop (from
     /// `align::crop` or `preprocess::aligned_crop_input`), in order.
     ///
     /// Each face also runs mirrored and the two predictions are averaged (age probabilities
@@ -158,15 +178,15 @@ impl Classifier {
     pub fn logits(&self, faces: &[RgbImage]) -> Result<Vec<(Vec<f32>, f32)>> {
         if let Some(f) = faces
             .iter()
-            .find(|f| f.dimensions() != (INPUT_SIZE, INPUT_SIZE))
+            .find(|f| f.dimensions() != (self.input_size, self.input_size))
         {
             return Err(Error::CropSize {
                 width: f.width(),
                 height: f.height(),
-                expected: INPUT_SIZE,
+                expected: self.input_size,
             });
         }
-        let n = INPUT_SIZE as usize;
+        let n = self.input_size as usize;
         let mut out = Vec::with_capacity(faces.len());
         for chunk in faces.chunks(self.batch) {
             let mut data = Vec::with_capacity(chunk.len() * 3 * n * n);
@@ -266,6 +286,15 @@ pub(crate) mod tests {
     /// drives the outputs. Age logits peak at 30 years, shifted older by red; the gender logit is
     /// 4 x mean blue. `batch` None gives a symbolic batch dimension.
     pub(crate) fn toy_model(batch: Option<i64>) -> pb::ModelProto {
+        toy_model_of_size(batch, Some(INPUT_SIZE as i64), Some(INPUT_SIZE as i64))
+    }
+
+    /// [`toy_model`] with the given input height and width (None: symbolic).
+    pub(crate) fn toy_model_of_size(
+        batch: Option<i64>,
+        height: Option<i64>,
+        width: Option<i64>,
+    ) -> pb::ModelProto {
         let bins = AGE_BINS as i64;
         let mut w_age = vec![0.0f32; 3 * AGE_BINS];
         let mut b_age = vec![0.0f32; AGE_BINS];
@@ -293,10 +322,7 @@ pub(crate) mod tests {
                     tensor("w_gender", &[3, 1], vec![0.0, 0.0, 4.0]),
                     tensor("b_gender", &[1], vec![0.0]),
                 ],
-                input: vec![value_info(
-                    INPUT_NAME,
-                    &[batch, Some(3), Some(64), Some(64)],
-                )],
+                input: vec![value_info(INPUT_NAME, &[batch, Some(3), height, width])],
                 output: vec![
                     value_info(AGE_OUTPUT, &[batch, Some(bins)]),
                     value_info(GENDER_OUTPUT, &[batch, Some(1)]),
@@ -345,6 +371,25 @@ pub(crate) mod tests {
             g.output[0].name = "something_else".into();
         }
         assert!(Classifier::from_proto(&renamed).is_err());
+    }
+
+    #[test]
+    fn the_crop_size_is_read_from_the_model() {
+        let c = Classifier::from_proto(&toy_model_of_size(None, Some(96), Some(96))).unwrap();
+        assert_eq!(c.input_size(), 96);
+        let face = RgbImage::from_pixel(96, 96, image::Rgb([0, 0, 255]));
+        assert!(c.classify(&[face]).unwrap()[0].p_female > 0.95);
+        let small = solid([0, 0, 255]);
+        assert!(matches!(
+            c.classify(&[small]),
+            Err(Error::CropSize { expected: 96, .. })
+        ));
+        // Older exports may leave the spatial size symbolic: they were all 64.
+        let open = Classifier::from_proto(&toy_model_of_size(None, None, None)).unwrap();
+        assert_eq!(open.input_size(), INPUT_SIZE);
+        // The crops are square.
+        let err = Classifier::from_proto(&toy_model_of_size(None, Some(64), Some(80)));
+        assert!(err.unwrap_err().to_string().contains("square"));
     }
 
     #[test]

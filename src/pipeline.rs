@@ -9,6 +9,7 @@ use crate::decode::{self, WORK_SIDE};
 use crate::detect::{DetectOptions, Detection, Detector, LEFT_EYE, RIGHT_EYE};
 use crate::error::{Error, Result};
 use crate::estimate::Calibration;
+use crate::preprocess;
 use crate::results::{Analysis, Face, Quality};
 
 /// Analysis settings.
@@ -131,9 +132,19 @@ impl Pipeline {
         let mut faces = Vec::with_capacity(dets.len());
         let mut crops = Vec::new();
         let mut to_classify = Vec::new();
+        // Sharpness thresholds are set on 64-pixel crops, whatever size the classifier takes.
+        let size = self
+            .classifier
+            .as_ref()
+            .map_or(preprocess::INPUT_SIZE, Classifier::input_size);
         for det in &dets {
-            let crop = align::crop(&work, det);
+            let crop = align::crop(&work, det, preprocess::INPUT_SIZE);
             let sharpness = sharpness(&crop);
+            let crop = if size == preprocess::INPUT_SIZE {
+                crop
+            } else {
+                align::crop(&work, det, size)
+            };
             // Judged on the pixels actually available: the (possibly downscaled) working image.
             let too_small = align::face_scale(det) < opts.min_eye_distance;
             if !too_small {
@@ -252,7 +263,8 @@ mod tests {
         };
         let path = std::path::Path::new(&root).join("photos/stock-group-1.jpg");
         let img = decode::open(path).unwrap();
-        let toy = crate::classify::tests::toy_model(None);
+        // Not the default size: the pipeline must crop at the size the classifier takes.
+        let toy = crate::classify::tests::toy_model_of_size(None, Some(80), Some(80));
         let pipeline = Pipeline {
             detector: Detector::new().unwrap(),
             classifier: Some(Classifier::from_proto(&toy).unwrap()),

@@ -4,7 +4,8 @@
 
 use image::{RgbImage, imageops};
 
-/// Side of the square classifier input, in pixels.
+/// Side of the square classifier input the trainer uses unless told otherwise, in pixels. A
+/// model's own size is in its ONNX input shape (`Classifier::input_size`) and its card.
 pub const INPUT_SIZE: u32 = 64;
 
 /// Side of UTKFace's aligned crops: the reference frame the eye template is defined in.
@@ -29,9 +30,10 @@ pub struct Similarity {
 }
 
 impl Similarity {
-    /// Maps the `INPUT_SIZE` output square onto a whole UTKFace-style aligned crop of `side` pixels.
-    pub fn whole_frame(side: f32) -> Self {
-        let s = side / INPUT_SIZE as f32;
+    /// Maps the `size` x `size` output square onto a whole UTKFace-style aligned crop of `side`
+    /// pixels.
+    pub fn whole_frame(side: f32, size: u32) -> Self {
+        let s = side / size as f32;
         // Pixel centres: output u+0.5 maps to source (u+0.5)*s.
         Self {
             a: s,
@@ -42,9 +44,10 @@ impl Similarity {
     }
 
     /// Maps the output square so that the template eyes land on the given source eye centres
-    /// (image-left eye first). Rotation levels the eyes; scale matches UTKFace's crops.
-    pub fn from_eyes(left: [f32; 2], right: [f32; 2]) -> Self {
-        let k = INPUT_SIZE as f32 / FRAME_SIZE;
+    /// (image-left eye first) in a `size` x `size` output. Rotation levels the eyes; scale
+    /// matches UTKFace's crops.
+    pub fn from_eyes(left: [f32; 2], right: [f32; 2], size: u32) -> Self {
+        let k = size as f32 / FRAME_SIZE;
         let (tl, tr) = (
             [TEMPLATE_LEFT_EYE[0] * k, TEMPLATE_LEFT_EYE[1] * k],
             [TEMPLATE_RIGHT_EYE[0] * k, TEMPLATE_RIGHT_EYE[1] * k],
@@ -80,9 +83,9 @@ impl Similarity {
     }
 
     /// Composes a rotation (radians), zoom (>1 shows more of the source) and shift (in output
-    /// pixels) about the output centre: the augmentation the trainer applies.
-    pub fn jitter(&self, rotation: f32, zoom: f32, shift: (f32, f32)) -> Self {
-        let c = INPUT_SIZE as f32 / 2.0 - 0.5;
+    /// pixels) about the centre of a `size` x `size` output: the augmentation the trainer applies.
+    pub fn jitter(&self, size: u32, rotation: f32, zoom: f32, shift: (f32, f32)) -> Self {
+        let c = size as f32 / 2.0 - 0.5;
         let (ca, sa) = (zoom * rotation.cos(), zoom * rotation.sin());
         // Inner map: (u, v) -> R*((u, v) - c) + c + shift, then self.
         let itx = c + shift.0 - (ca * c - sa * c);
@@ -202,18 +205,19 @@ pub fn to_nchw(img: &RgbImage) -> Vec<f32> {
     out
 }
 
-/// The classifier input for an already aligned UTKFace-style crop (the whole image is the frame).
-pub fn aligned_crop_input(img: &RgbImage) -> RgbImage {
+/// The `size` x `size` classifier input for an already aligned UTKFace-style crop (the whole
+/// image is the frame).
+pub fn aligned_crop_input(img: &RgbImage, size: u32) -> RgbImage {
     let side = img.width().min(img.height()) as f32;
-    warp(img, &Similarity::whole_frame(side), INPUT_SIZE)
+    warp(img, &Similarity::whole_frame(side, size), size)
 }
 
-/// A deterministic synthetic `INPUT_SIZE` crop (a face-like pattern: skin-toned oval, dark eyes
-/// and mouth, textured background), for golden input/output pairs shipped with each model.
-pub fn golden_pattern(variant: u32) -> RgbImage {
+/// A deterministic synthetic `size` x `size` crop (a face-like pattern: skin-toned oval, dark
+/// eyes and mouth, textured background), for golden input/output pairs shipped with each model.
+pub fn golden_pattern(variant: u32, size: u32) -> RgbImage {
     let v = variant as f32;
-    let n = INPUT_SIZE as f32;
-    RgbImage::from_fn(INPUT_SIZE, INPUT_SIZE, |x, y| {
+    let n = size as f32;
+    RgbImage::from_fn(size, size, |x, y| {
         let (u, w) = (x as f32 / n - 0.5, y as f32 / n - 0.5);
         let face = (u / 0.33).powi(2) + (w / 0.42).powi(2) < 1.0;
         let eye = ((u.abs() - 0.14).powi(2) + (w + 0.08).powi(2)) < 0.003;
@@ -241,7 +245,7 @@ mod tests {
     #[test]
     fn from_eyes_maps_template_to_source_eyes() {
         let (l, r) = ([300.0, 420.0], [380.0, 400.0]);
-        let m = Similarity::from_eyes(l, r);
+        let m = Similarity::from_eyes(l, r, INPUT_SIZE);
         let k = INPUT_SIZE as f32 / FRAME_SIZE;
         let (x, y) = m.apply(
             TEMPLATE_LEFT_EYE[0] * k - 0.5,
@@ -263,8 +267,8 @@ mod tests {
 
     #[test]
     fn whole_frame_identity_jitter_is_noop() {
-        let m = Similarity::whole_frame(200.0);
-        let j = m.jitter(0.0, 1.0, (0.0, 0.0));
+        let m = Similarity::whole_frame(200.0, INPUT_SIZE);
+        let j = m.jitter(INPUT_SIZE, 0.0, 1.0, (0.0, 0.0));
         for (p, q) in [(m.a, j.a), (m.b, j.b), (m.tx, j.tx), (m.ty, j.ty)] {
             assert!((p - q).abs() < 1e-4);
         }
@@ -273,7 +277,7 @@ mod tests {
     #[test]
     fn warp_of_uniform_image_is_uniform_and_normalised() {
         let img = RgbImage::from_pixel(200, 200, image::Rgb([255, 0, 128]));
-        let out = aligned_crop_input(&img);
+        let out = aligned_crop_input(&img, INPUT_SIZE);
         assert_eq!(out.dimensions(), (INPUT_SIZE, INPUT_SIZE));
         assert!(out.pixels().all(|p| p.0 == [255, 0, 128]));
         let t = to_nchw(&out);
@@ -286,12 +290,12 @@ mod tests {
     fn warp_handles_degenerate_sources() {
         let img = RgbImage::new(1, 1);
         assert_eq!(
-            warp(&img, &Similarity::whole_frame(1.0), 8).dimensions(),
+            warp(&img, &Similarity::whole_frame(1.0, 8), 8).dimensions(),
             (8, 8)
         );
         let empty = RgbImage::new(0, 0);
         assert_eq!(
-            warp(&empty, &Similarity::whole_frame(1.0), 8).dimensions(),
+            warp(&empty, &Similarity::whole_frame(1.0, 8), 8).dimensions(),
             (8, 8)
         );
     }
@@ -299,7 +303,7 @@ mod tests {
     #[test]
     fn warp_preserves_left_right_gradient() {
         let img = RgbImage::from_fn(200, 200, |x, _| image::Rgb([(x * 255 / 199) as u8, 0, 0]));
-        let out = aligned_crop_input(&img);
+        let out = aligned_crop_input(&img, INPUT_SIZE);
         assert!(out.get_pixel(2, 30).0[0] < 20 && out.get_pixel(61, 30).0[0] > 235);
     }
 }

@@ -466,10 +466,7 @@ fn flat_and_noise_images_give_finite_results() {
     }
     // A face crop of one flat colour straight into the classifier.
     if let Some(c) = pipeline().classifier() {
-        let flat = RgbImage::new(
-            agegender::preprocess::INPUT_SIZE,
-            agegender::preprocess::INPUT_SIZE,
-        );
+        let flat = RgbImage::new(c.input_size(), c.input_size());
         for e in c.classify(&[flat]).unwrap() {
             assert!(e.age.is_finite() && e.p_female.is_finite(), "{e:?}");
         }

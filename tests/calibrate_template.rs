@@ -78,7 +78,7 @@ fn measure_template_eyes() {
         } else {
             imageops::resize(&crop, 200, 200, imageops::FilterType::Triangle)
         };
-        sharp.push(sharpness(&aligned_crop_input(&crop)));
+        sharp.push(sharpness(&aligned_crop_input(&crop, INPUT_SIZE)));
         // Pad with the crop's mean colour so the face fills a photo-like fraction of the frame.
         let n = (crop.width() * crop.height()) as u64;
         let mean = [0, 1, 2].map(|c| (crop.pixels().map(|p| p.0[c] as u64).sum::<u64>() / n) as u8);
@@ -95,7 +95,10 @@ fn measure_template_eyes() {
             continue;
         };
         // How far the photo path's crop is from the training crop of the same face.
-        let (photo, train) = (align::crop(&img, d), aligned_crop_input(&crop));
+        let (photo, train) = (
+            align::crop(&img, d, INPUT_SIZE),
+            aligned_crop_input(&crop, INPUT_SIZE),
+        );
         let diff: u64 = photo
             .as_raw()
             .iter()

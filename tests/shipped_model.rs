@@ -77,7 +77,8 @@ fn tract_reproduces_the_trainers_golden_outputs() {
         .iter()
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
-    let crops: Vec<_> = variants.iter().map(|&v| golden_pattern(v)).collect();
+    let size = classifier.input_size();
+    let crops: Vec<_> = variants.iter().map(|&v| golden_pattern(v, size)).collect();
     let got = classifier.logits(&crops).unwrap();
     // The recorded difference of the shipped (possibly int8) file, plus float noise.
     let tolerance = golden["tolerance"]["shipped_max_logit_diff"]

@@ -123,14 +123,16 @@ function modelMeasures() {
     const name = state.ortDet.inputNames[0];
     m['ort detector model'] = () => state.ortDet.run({ [name]: t });
   }
+  // The classifier's input side, from the model itself (64 for models without a tract build).
+  const side = state.tract?.hasClassifier() ? state.tract.inputSize() : 64;
   for (const n of [1, 8]) {
-    const x = input(n * 3 * 64 * 64);
+    const x = input(n * 3 * side * side);
     if (state.tract?.hasClassifier()) {
       m[`tract classifier model b${n}`] = () => state.tract.rawClassifier(n, x);
       m[`ours classify stage b${n}`] = () => state.tract.classify(n);
     }
     if (state.ortCls) {
-        const t = new state.ort.Tensor('float32', x, [n, 3, 64, 64]);
+        const t = new state.ort.Tensor('float32', x, [n, 3, side, side]);
       m[`ort classifier model b${n}`] = () => state.ortCls.run({ input: t });
     }
   }

@@ -388,7 +388,9 @@ mod tests {
             .unwrap_or_else(|e| e.into_inner());
         let data = fake_utk("export", 64);
         let (samples, _) = load_utk_dir(&data, None).unwrap();
-        let cfg = tiny_config(1);
+        // Not the default input size: the size must reach the ONNX input and the classifier.
+        let mut cfg = tiny_config(1);
+        cfg.net.input_size = 48;
         let run = RunDir(data.join("run"));
         train(
             &samples,
@@ -402,16 +404,17 @@ mod tests {
         .unwrap();
         let dev = Device::flex();
         let model = load_model(&cfg.net, &run.best_model(), &dev).unwrap();
-        let crops: Vec<_> = (0..3).map(golden_pattern).collect();
+        let crops: Vec<_> = (0..3)
+            .map(|v| golden_pattern(v, cfg.net.input_size))
+            .collect();
         let (ages, genders) = predict_logits(&model, &crops, &dev);
         let reference: Vec<(Vec<f32>, f32)> = ages.into_iter().zip(genders).collect();
         let portable = fold(&model, &cfg.net);
 
         let f32_bytes = encode(&to_onnx(&portable, false, "test"));
-        let got = Classifier::from_bytes(&f32_bytes)
-            .unwrap()
-            .logits(&crops)
-            .unwrap();
+        let classifier = Classifier::from_bytes(&f32_bytes).unwrap();
+        assert_eq!(classifier.input_size(), 48);
+        let got = classifier.logits(&crops).unwrap();
         assert!(max_logit_diff(&reference, &got) < 1e-4);
 
         let int8_bytes = encode(&to_onnx(&portable, true, "test"));

@@ -135,6 +135,11 @@ struct TrainArgs {
     /// Epochs of linear learning-rate warmup.
     #[arg(long, default_value_t = 1.0)]
     warmup_epochs: f64,
+    /// Side of the square face crop the network takes, in pixels. The trunk is convolutional
+    /// with a global pool, so `--init` weights trained at another size load and fine-tune.
+    #[arg(long, default_value_t = agegender::preprocess::INPUT_SIZE,
+          value_parser = clap::value_parser!(u32).range(16..=256))]
+    input_size: u32,
 }
 
 fn main() -> Result<()> {
@@ -164,10 +169,13 @@ fn main() -> Result<()> {
                 l1_weight: 0.5,
                 gender_weight: a.gender_weight,
                 augment: !a.no_augment,
-                net: if a.tiny {
-                    model::NetConfig::tiny()
-                } else {
-                    model::NetConfig::standard()
+                net: model::NetConfig {
+                    input_size: a.input_size,
+                    ..if a.tiny {
+                        model::NetConfig::tiny()
+                    } else {
+                        model::NetConfig::standard()
+                    }
                 },
                 init: a.init.clone(),
             };

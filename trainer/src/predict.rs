@@ -50,9 +50,12 @@ pub fn run(
     if crops {
         let classifier = Classifier::from_bytes(&bytes)?.with_calibration(calibration);
         for p in &all {
-            let line = match decode::open(p)
-                .and_then(|img| classifier.classify(&[preprocess::aligned_crop_input(&img)]))
-            {
+            let line = match decode::open(p).and_then(|img| {
+                classifier.classify(&[preprocess::aligned_crop_input(
+                    &img,
+                    classifier.input_size(),
+                )])
+            }) {
                 Ok(est) => match est.first() {
                     Some(e) => {
                         let mut v = estimate_json(e);

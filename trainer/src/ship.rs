@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use agegender::Classifier;
 use agegender::estimate::{Calibration, Estimate};
-use agegender::preprocess::{self, INPUT_SIZE};
+use agegender::preprocess;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use image::RgbImage;
@@ -24,7 +24,7 @@ const F32_TOLERANCE: f32 = 1e-3;
 pub fn evaluate(classifier: &Classifier, samples: &[&Sample]) -> Result<Vec<Outcome>> {
     let crops: Vec<RgbImage> = samples
         .iter()
-        .map(|s| preprocess::aligned_crop_input(&s.image))
+        .map(|s| preprocess::aligned_crop_input(&s.image, classifier.input_size()))
         .collect();
     let estimates: Vec<Estimate> = classifier.classify(&crops)?;
     Ok(samples
@@ -56,7 +56,7 @@ struct Speed {
 fn time_per_face(classifier: &Classifier) -> Result<Speed> {
     let median_ms = |batch: usize, runs: usize| -> Result<f64> {
         let crops: Vec<RgbImage> = (0..batch)
-            .map(|i| preprocess::golden_pattern(i as u32 % 3))
+            .map(|i| preprocess::golden_pattern(i as u32 % 3, classifier.input_size()))
             .collect();
         classifier.logits(&crops)?;
         let mut times = Vec::with_capacity(runs);
@@ -143,7 +143,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     } else {
         let crops: Vec<RgbImage> = val
             .iter()
-            .map(|s| preprocess::aligned_crop_input(&s.image))
+            .map(|s| preprocess::aligned_crop_input(&s.image, net.input_size))
             .collect();
         let (_, logits) = train::predict_logits(&model, &crops, &device);
         let female: Vec<bool> = val.iter().map(|s| s.label.gender == 1).collect();
@@ -175,7 +175,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     let variants = vec![0u32, 1, 2];
     let goldens: Vec<RgbImage> = variants
         .iter()
-        .map(|&v| preprocess::golden_pattern(v))
+        .map(|&v| preprocess::golden_pattern(v, net.input_size))
         .collect();
     let (ref_ages, mut ref_genders) = train::predict_logits(&model, &goldens, &device);
     if let Some(c) = &gender_calibration {
@@ -273,7 +273,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             "shipped_max_logit_diff": if use_int8 { int8_diff } else { diff },
         }),
     };
-    let s = INPUT_SIZE;
+    let s = net.input_size;
     let card = Card {
         name: "agegender",
         file: "agegender.onnx",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use agegender::estimate::{self, AGE_BINS, Calibration, MAX_AGE};
-use agegender::preprocess::{self, INPUT_SIZE, Similarity};
+use agegender::preprocess::{self, Similarity};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
@@ -99,17 +99,20 @@ fn label_table(sigma: f32) -> Vec<f32> {
 }
 
 /// Random geometric and colour augmentation through the shared warp.
-pub fn augment(img: &RgbImage, rng: &mut StdRng) -> RgbImage {
+pub fn augment(img: &RgbImage, size: u32, rng: &mut StdRng) -> RgbImage {
     let side = img.width().min(img.height()) as f32;
-    let m = Similarity::whole_frame(side).jitter(
+    // Shifts are drawn in 64-pixel units so every input size gets the same jitter.
+    let px = size as f32 / 64.0;
+    let m = Similarity::whole_frame(side, size).jitter(
+        size,
         rng.random_range(-0.17f32..0.17),
         rng.random_range(0.9f32..1.1),
         (
-            rng.random_range(-3.0f32..3.0),
-            rng.random_range(-3.0f32..3.0),
+            rng.random_range(-3.0f32..3.0) * px,
+            rng.random_range(-3.0f32..3.0) * px,
         ),
     );
-    let mut out = preprocess::warp(img, &m, INPUT_SIZE);
+    let mut out = preprocess::warp(img, &m, size);
     if rng.random_bool(0.5) {
         image::imageops::flip_horizontal_in_place(&mut out);
     }
@@ -141,9 +144,9 @@ struct Batch {
     genders: Vec<i64>,
 }
 
-fn make_batch(samples: &[&Sample], table: &[f32], rng: Option<&mut StdRng>) -> Batch {
+fn make_batch(samples: &[&Sample], table: &[f32], size: u32, rng: Option<&mut StdRng>) -> Batch {
     let n = samples.len();
-    let plane = (INPUT_SIZE * INPUT_SIZE * 3) as usize;
+    let plane = (size * size * 3) as usize;
     let mut b = Batch {
         x: Vec::with_capacity(n * plane),
         ages: Vec::with_capacity(n),
@@ -153,8 +156,8 @@ fn make_batch(samples: &[&Sample], table: &[f32], rng: Option<&mut StdRng>) -> B
     let mut rng = rng;
     for s in samples {
         let crop = match rng.as_deref_mut() {
-            Some(r) => augment(&s.image, r),
-            None => preprocess::aligned_crop_input(&s.image),
+            Some(r) => augment(&s.image, size, r),
+            None => preprocess::aligned_crop_input(&s.image, size),
         };
         b.x.extend(preprocess::to_nchw(&crop));
         let age = (s.label.age as usize).min(MAX_AGE);
@@ -176,7 +179,7 @@ fn grad_step(
     cfg: &TrainConfig,
 ) -> Result<(GradientsParams, f32, f32)> {
     let n = b.ages.len();
-    let s = INPUT_SIZE as usize;
+    let s = cfg.net.input_size as usize;
     let x = Tensor::<4>::from_data(TensorData::new(b.x, [n, 3, s, s]), device);
     let target = Tensor::<2>::from_data(TensorData::new(b.targets, [n, AGE_BINS]), device);
     let ages = Tensor::<2>::from_data(TensorData::new(b.ages, [n, 1]), device);
@@ -222,8 +225,8 @@ pub fn predict_logits(
     let dev = device.clone().inner();
     let mut ages = Vec::with_capacity(crops.len());
     let mut genders = Vec::with_capacity(crops.len());
-    let s = INPUT_SIZE as usize;
     for chunk in crops.chunks(128) {
+        let s = chunk.first().map_or(0, |c| c.width() as usize);
         let x: Vec<f32> = chunk.iter().flat_map(preprocess::to_nchw).collect();
         let x = Tensor::<4>::from_data(TensorData::new(x, [chunk.len(), 3, s, s]), &dev);
         let (a, g) = model.forward(x);
@@ -377,7 +380,7 @@ pub fn train(
     }
     let val_crops: Vec<RgbImage> = val_set
         .iter()
-        .map(|s| preprocess::aligned_crop_input(&s.image))
+        .map(|s| preprocess::aligned_crop_input(&s.image, cfg.net.input_size))
         .collect();
     let table = label_table(cfg.label_sigma);
     let bins = Tensor::<2>::from_data(
@@ -458,11 +461,11 @@ pub fn train(
             let mut model = model;
             let (tx, rx) = sync_channel::<Batch>(4);
             let (train_set, table, order) = (&train_set, &table, &order);
-            let augment = cfg.augment;
+            let (augment, size) = (cfg.augment, cfg.net.input_size);
             scope.spawn(move || {
                 for chunk in order.chunks(cfg.batch_size) {
                     let picked: Vec<&Sample> = chunk.iter().map(|&i| train_set[i]).collect();
-                    let batch = make_batch(&picked, table, augment.then_some(&mut rng));
+                    let batch = make_batch(&picked, table, size, augment.then_some(&mut rng));
                     if tx.send(batch).is_err() {
                         break;
                     }
@@ -701,6 +704,13 @@ pub(crate) mod tests {
         };
         assert_eq!(head(&fine), head(&source));
         assert_ne!(head(&fresh), head(&source));
+        // The trunk is convolutional with a global pool: weights trained on 64-pixel crops
+        // load into a run on larger crops (a fine-tune at a higher resolution).
+        let mut larger = frozen.clone();
+        larger.net.input_size = 80;
+        let resized = RunDir(data.join("resized"));
+        train(&samples, &larger, &resized, quiet).unwrap();
+        assert_eq!(head(&resized), head(&source));
         // A missing file is a clear error that names the flag.
         let missing = TrainConfig {
             init: Some(data.join("nope.bpk")),

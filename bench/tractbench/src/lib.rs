@@ -35,12 +35,14 @@ impl Bench {
         let (classifier, pipeline, raw_classifier) = if classifier.is_empty() {
             (None, Pipeline::detector_only().map_err(err)?, Vec::new())
         } else {
+            let c = Classifier::from_bytes(classifier).map_err(err)?;
+            let size = c.input_size() as usize;
             let raw = [1usize, 8]
                 .iter()
-                .map(|&n| load_classifier(classifier, n).map(|p| (n, p)))
+                .map(|&n| load_classifier(classifier, n, size).map(|p| (n, p)))
                 .collect::<Result<Vec<_>, _>>()?;
             (
-                Some(Classifier::from_bytes(classifier).map_err(err)?),
+                Some(c),
                 Pipeline::with_models(DETECTOR, classifier).map_err(err)?,
                 raw,
             )
@@ -58,13 +60,20 @@ impl Bench {
         self.classifier.is_some()
     }
 
+    /// Side of the classifier's square input (the default size for a detector-only run).
+    pub fn input_size(&self) -> u32 {
+        self.classifier
+            .as_ref()
+            .map_or(agegender::preprocess::INPUT_SIZE, Classifier::input_size)
+    }
+
     /// One run of the bare detector model on a [1, 256, 256, 3] input.
     pub fn raw_detector(&self, input: &[f32]) -> Result<f32, String> {
         let t = Tensor::from_shape(&[1, 256, 256, 3], input).map_err(err)?;
         checksum(self.raw_detector.run(tvec![t.into()]).map_err(err)?)
     }
 
-    /// One run of the bare classifier model on [n, 3, 64, 64] (n = 1 or 8).
+    /// One run of the bare classifier model on [n, 3, S, S] (n = 1 or 8, S = `input_size`).
     pub fn raw_classifier(&self, n: usize, input: &[f32]) -> Result<f32, String> {
         let plan = &self
             .raw_classifier
@@ -72,7 +81,8 @@ impl Bench {
             .find(|(b, _)| *b == n)
             .ok_or("no classifier at that batch size")?
             .1;
-        let t = Tensor::from_shape(&[n, 3, 64, 64], input).map_err(err)?;
+        let s = self.input_size() as usize;
+        let t = Tensor::from_shape(&[n, 3, s, s], input).map_err(err)?;
         checksum(plan.run(tvec![t.into()]).map_err(err)?)
     }
 
@@ -87,7 +97,7 @@ impl Bench {
             .len())
     }
 
-    /// The pipeline's classification stage on `n` aligned 64x64 crops (preprocessing included).
+    /// The pipeline's classification stage on `n` aligned crops (preprocessing included).
     pub fn classify(&self, crops: &[RgbImage]) -> Result<usize, String> {
         let c = self.classifier.as_ref().ok_or("no classifier")?;
         Ok(c.classify(crops).map_err(err)?.len())
@@ -104,11 +114,12 @@ impl Bench {
     }
 }
 
-/// Deterministic face-sized crops with some texture (the cost does not depend on the content).
-pub fn crops(n: usize) -> Vec<RgbImage> {
+/// Deterministic `size` x `size` crops with some texture (the cost does not depend on the
+/// content).
+pub fn crops(n: usize, size: u32) -> Vec<RgbImage> {
     (0..n)
         .map(|k| {
-            RgbImage::from_fn(64, 64, |x, y| {
+            RgbImage::from_fn(size, size, |x, y| {
                 let v = ((x * 7 + y * 13 + k as u32 * 31) % 256) as u8;
                 image::Rgb([v, v.wrapping_add(60), v.wrapping_add(120)])
             })
@@ -135,10 +146,10 @@ fn checksum(out: TVec<TValue>) -> Result<f32, String> {
     Ok(s)
 }
 
-fn load_classifier(bytes: &[u8], n: usize) -> Result<Plan, String> {
+fn load_classifier(bytes: &[u8], n: usize, size: usize) -> Result<Plan, String> {
     let onnx = tract_onnx::onnx();
     onnx.model_for_read(&mut &bytes[..])
-        .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, 64, 64]).into()))
+        .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, size, size]).into()))
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(err)
@@ -182,11 +193,18 @@ pub mod wasm {
     impl TractBench {
         #[wasm_bindgen(constructor)]
         pub fn new(classifier: &[u8]) -> Result<TractBench, JsError> {
+            let inner = Bench::new(classifier).map_err(js)?;
+            let crops = crops(8, inner.input_size());
             Ok(TractBench {
-                inner: Bench::new(classifier).map_err(js)?,
-                crops: crops(8),
+                inner,
+                crops,
                 images: Vec::new(),
             })
+        }
+        /// Side of the classifier's square input.
+        #[wasm_bindgen(js_name = inputSize)]
+        pub fn input_size(&self) -> u32 {
+            self.inner.input_size()
         }
         #[wasm_bindgen(js_name = hasClassifier)]
         pub fn has_classifier(&self) -> bool {

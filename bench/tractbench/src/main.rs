@@ -45,9 +45,10 @@ fn main() -> Result<(), String> {
     out["raw_detector"] = json!(time(runs, || bench.raw_detector(&det_in))?);
     if bench.has_classifier() {
         for n in [1usize, 8] {
-            let x = input(n * 3 * 64 * 64);
+            let side = bench.input_size() as usize;
+            let x = input(n * 3 * side * side);
             out[format!("raw_classifier_{n}")] = json!(time(runs, || bench.raw_classifier(n, &x))?);
-            let c = crops(n);
+            let c = crops(n, bench.input_size());
             out[format!("classify_{n}")] = json!(time(runs, || bench.classify(&c))?);
         }
     }
