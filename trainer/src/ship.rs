@@ -343,17 +343,77 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
 
 /// The commands that reproduce an exported model, as written into its card.
 fn train_command(run: &Path, cfg: &crate::train::TrainConfig) -> String {
+    format!(
+        "{} && cargo run --release -p trainer -- export --run {} --data <utkface> --out model",
+        train_steps(run, cfg, 0),
+        run.display()
+    )
+}
+
+/// The `train` calls that made `run`: those of the run its `--init` weights came from (read
+/// from that run's state, when it is still there), then its own.
+fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> String {
+    let source = cfg.init.as_ref().and_then(|p| {
+        let dir = p.parent()?;
+        let json = std::fs::read(crate::train::RunDir(dir.to_path_buf()).state()).ok()?;
+        let state: TrainState = serde_json::from_slice(&json).ok()?;
+        // Guards against a run whose weights came, through a cycle, from itself.
+        (depth < 8).then(|| train_steps(dir, &state.config, depth + 1) + " && ")
+    });
     let init = cfg
         .init
         .as_ref()
         .map(|p| format!(" --init {}", p.display()))
         .unwrap_or_default();
     format!(
-        "cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {}{init} && cargo run --release -p trainer -- export --run {run} --data <utkface> --out model",
+        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{init}",
+        source.unwrap_or_default(),
         cfg.epochs,
         cfg.lr,
         cfg.warmup_epochs,
         cfg.gender_weight,
+        cfg.net.input_size,
         run = run.display(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::tests::tiny_config;
+
+    #[test]
+    fn the_command_includes_the_run_the_weights_came_from() {
+        let dir = std::env::temp_dir().join(format!("agegender-cmd-{}", std::process::id()));
+        let source = dir.join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        let state = TrainState {
+            config: tiny_config(30),
+            epochs_done: 30,
+            best_val_mae: 5.0,
+            best_epoch: 30,
+            history: vec![],
+            stopped_early: false,
+        };
+        std::fs::write(
+            crate::train::RunDir(source.clone()).state(),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+        let mut fine = tiny_config(15);
+        fine.net.input_size = 80;
+        fine.init = Some(source.join("best.bpk"));
+        let cmd = train_command(&dir.join("fine"), &fine);
+        let steps: Vec<&str> = cmd.split(" && ").collect();
+        assert_eq!(steps.len(), 3, "{cmd}");
+        assert!(steps[0].contains("--epochs 30") && steps[0].contains("--input-size 64"));
+        assert!(!steps[0].contains("--init"), "{cmd}");
+        assert!(steps[1].contains("--epochs 15") && steps[1].contains("--input-size 80"));
+        assert!(steps[1].contains(&format!("--init {}", source.join("best.bpk").display())));
+        assert!(steps[2].contains("export"));
+        // A source run that is gone leaves only this run's own step.
+        fine.init = Some(dir.join("gone/best.bpk"));
+        assert_eq!(train_command(&dir, &fine).split(" && ").count(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
