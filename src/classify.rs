@@ -96,7 +96,7 @@ impl Classifier {
                 .and_then(|d| d.concretize())
                 .and_then(|d| d.to_usize().ok())
         };
-        // Models from before the size was a per-model value all declare 64.
+        // A model that leaves the spatial size open runs at the default size.
         let n = match (side(2), side(3)) {
             (Some(h), Some(w)) if h == w && h > 0 => h,
             (None, None) => INPUT_SIZE as usize,

@@ -53,7 +53,7 @@ pub enum Error {
         message: String,
     },
 
-    /// A classifier input that is not an `INPUT_SIZE` square crop.
+    /// A classifier input that is not the square crop size the model takes.
     #[error("face crop is {width}x{height}, expected {expected}x{expected}")]
     CropSize {
         width: u32,
