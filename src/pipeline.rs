@@ -140,16 +140,15 @@ impl Pipeline {
         for det in &dets {
             let crop = align::crop(&work, det, preprocess::INPUT_SIZE);
             let sharpness = sharpness(&crop);
-            let crop = if size == preprocess::INPUT_SIZE {
-                crop
-            } else {
-                align::crop(&work, det, size)
-            };
             // Judged on the pixels actually available: the (possibly downscaled) working image.
             let too_small = align::face_scale(det) < opts.min_eye_distance;
             if !too_small {
                 to_classify.push(faces.len());
-                crops.push(crop);
+                crops.push(if size == preprocess::INPUT_SIZE {
+                    crop
+                } else {
+                    align::crop(&work, det, size)
+                });
             }
             faces.push(to_face(det, k, width, height, too_small, sharpness, opts));
         }

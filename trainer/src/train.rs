@@ -101,8 +101,8 @@ fn label_table(sigma: f32) -> Vec<f32> {
 /// Random geometric and colour augmentation through the shared warp.
 pub fn augment(img: &RgbImage, size: u32, rng: &mut StdRng) -> RgbImage {
     let side = img.width().min(img.height()) as f32;
-    // Shifts are drawn in 64-pixel units so every input size gets the same jitter.
-    let px = size as f32 / 64.0;
+    // Shifts are drawn in default-size pixels so every input size gets the same jitter.
+    let px = size as f32 / preprocess::INPUT_SIZE as f32;
     let m = Similarity::whole_frame(side, size).jitter(
         size,
         rng.random_range(-0.17f32..0.17),
