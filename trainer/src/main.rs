@@ -1,6 +1,7 @@
 //! `trainer`: trains, evaluates, exports and runs the age and gender model.
 
 mod dataset;
+mod distill;
 mod export;
 mod metrics;
 mod model;
@@ -52,6 +53,9 @@ struct EvalArgs {
     run: Option<PathBuf>,
     #[arg(long)]
     limit: Option<usize>,
+    /// Also write one JSON line per face (name, labels, estimate) for error analysis.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +144,20 @@ struct TrainArgs {
     #[arg(long, default_value_t = agegender::preprocess::INPUT_SIZE,
           value_parser = clap::value_parser!(u32).range(16..=256))]
     input_size: u32,
+    /// Distil gender from these teachers' `eval --predictions` files (train split; several
+    /// are averaged in logit space).
+    #[arg(long = "teacher")]
+    teachers: Vec<PathBuf>,
+    /// Share of the teachers' probability in the gender target.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_unit)]
+    teacher_weight: f32,
+}
+
+fn parse_unit(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s} is not a number in [0, 1]")),
+    }
 }
 
 fn main() -> Result<()> {
@@ -178,6 +196,12 @@ fn main() -> Result<()> {
                     }
                 },
                 init: a.init.clone(),
+                teacher_weight: if a.teachers.is_empty() {
+                    0.0
+                } else {
+                    a.teacher_weight
+                },
+                teachers: a.teachers.clone(),
             };
             std::fs::create_dir_all(&a.out)?;
             train::write_atomic(
@@ -237,6 +261,9 @@ fn main() -> Result<()> {
                 })
                 .collect();
             let outcomes = ship::evaluate(&classifier, &wanted)?;
+            if let Some(path) = &a.predictions {
+                train::write_atomic(path, ship::prediction_lines(&outcomes)?.as_bytes())?;
+            }
             let report = metrics::report(
                 &outcomes,
                 &a.model.display().to_string(),

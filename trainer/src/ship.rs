@@ -38,6 +38,23 @@ pub fn evaluate(classifier: &Classifier, samples: &[&Sample]) -> Result<Vec<Outc
         .collect())
 }
 
+/// `eval --predictions`: one JSON object per face (name, labels, estimate), the format
+/// `train --teacher` reads.
+pub fn prediction_lines(outcomes: &[Outcome]) -> Result<String> {
+    let mut lines = String::new();
+    for o in outcomes {
+        lines += &serde_json::to_string(&serde_json::json!({
+            "name": o.name,
+            "age": o.label.age,
+            "gender": o.label.gender,
+            "race": o.label.race,
+            "estimate": o.estimate,
+        }))?;
+        lines.push('\n');
+    }
+    Ok(lines)
+}
+
 #[derive(Serialize)]
 struct Variant {
     bytes: usize,
@@ -365,8 +382,16 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
         .as_ref()
         .map(|p| format!(" --init {}", p.display()))
         .unwrap_or_default();
+    let mut teachers: String = cfg
+        .teachers
+        .iter()
+        .map(|p| format!(" --teacher {}", p.display()))
+        .collect();
+    if !teachers.is_empty() {
+        teachers += &format!(" --teacher-weight {}", cfg.teacher_weight);
+    }
     format!(
-        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{init}",
+        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{init}{teachers}",
         source.unwrap_or_default(),
         cfg.epochs,
         cfg.lr,
@@ -381,6 +406,38 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
 mod tests {
     use super::*;
     use crate::train::tests::tiny_config;
+
+    #[test]
+    fn prediction_lines_feed_distillation() {
+        let outcome = |name: &str, p_female: f32| Outcome {
+            name: name.into(),
+            label: crate::dataset::Label {
+                age: 30,
+                gender: 1,
+                race: Some(2),
+            },
+            estimate: Estimate {
+                age: 31.0,
+                age_std: 3.0,
+                age_low: 27.0,
+                age_high: 35.0,
+                p_female,
+                gender_reliable: true,
+            },
+        };
+        let text = prediction_lines(&[outcome("a.jpg", 0.8), outcome("b.jpg", 0.1)]).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["name"], "a.jpg");
+        assert_eq!(first["race"], 2);
+        let path =
+            std::env::temp_dir().join(format!("agegender-preds-{}.jsonl", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let teachers = crate::distill::load_teachers(std::slice::from_ref(&path)).unwrap();
+        assert!((teachers["a.jpg"] - 0.8).abs() < 1e-5);
+        assert!((teachers["b.jpg"] - 0.1).abs() < 1e-5);
+        std::fs::remove_file(&path).ok();
+    }
 
     #[test]
     fn the_command_includes_the_run_the_weights_came_from() {
@@ -411,6 +468,12 @@ mod tests {
         assert!(steps[1].contains("--epochs 15") && steps[1].contains("--input-size 80"));
         assert!(steps[1].contains(&format!("--init {}", source.join("best.bpk").display())));
         assert!(steps[2].contains("export"));
+        assert!(!cmd.contains("--teacher"), "{cmd}");
+        fine.teachers = vec![dir.join("a.jsonl"), dir.join("b.jsonl")];
+        fine.teacher_weight = 0.5;
+        let cmd = train_command(&dir.join("fine"), &fine);
+        assert!(cmd.contains(" --teacher-weight 0.5"), "{cmd}");
+        assert_eq!(cmd.matches(" --teacher ").count(), 2, "{cmd}");
         // A source run that is gone leaves only this run's own step.
         fine.init = Some(dir.join("gone/best.bpk"));
         assert_eq!(train_command(&dir, &fine).split(" && ").count(), 2);

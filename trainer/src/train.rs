@@ -8,11 +8,10 @@ use agegender::estimate::{self, AGE_BINS, Calibration, MAX_AGE};
 use agegender::preprocess::{self, Similarity};
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
-use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::activation::{log_sigmoid, log_softmax, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
@@ -45,6 +44,17 @@ pub struct TrainConfig {
     /// restart of an earlier run); the optimiser and schedule start fresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// Prediction files (`eval --predictions`) of teacher models whose averaged gender
+    /// probability is mixed into the gender target (see `distill`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teachers: Vec<PathBuf>,
+    /// Share of the teacher probability in the gender target, in [0, 1].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub teacher_weight: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 /// Per-epoch figures, kept for the learning curves.
@@ -141,10 +151,16 @@ struct Batch {
     x: Vec<f32>,
     ages: Vec<f32>,
     targets: Vec<f32>,
-    genders: Vec<i64>,
+    /// Gender targets in [0, 1]: the label, or the label mixed with a teacher's probability.
+    genders: Vec<f32>,
 }
 
-fn make_batch(samples: &[&Sample], table: &[f32], size: u32, rng: Option<&mut StdRng>) -> Batch {
+fn make_batch(
+    samples: &[(&Sample, f32)],
+    table: &[f32],
+    size: u32,
+    rng: Option<&mut StdRng>,
+) -> Batch {
     let n = samples.len();
     let plane = (size * size * 3) as usize;
     let mut b = Batch {
@@ -154,7 +170,7 @@ fn make_batch(samples: &[&Sample], table: &[f32], size: u32, rng: Option<&mut St
         genders: Vec::with_capacity(n),
     };
     let mut rng = rng;
-    for s in samples {
+    for &(s, gender) in samples {
         let crop = match rng.as_deref_mut() {
             Some(r) => augment(&s.image, size, r),
             None => preprocess::aligned_crop_input(&s.image, size),
@@ -164,7 +180,7 @@ fn make_batch(samples: &[&Sample], table: &[f32], size: u32, rng: Option<&mut St
         b.ages.push(age as f32);
         b.targets
             .extend_from_slice(&table[age * AGE_BINS..(age + 1) * AGE_BINS]);
-        b.genders.push(s.label.gender as i64);
+        b.genders.push(gender);
     }
     b
 }
@@ -175,7 +191,6 @@ fn grad_step(
     b: Batch,
     device: &Device,
     bins: &Tensor<2>,
-    bce: &burn::nn::loss::BinaryCrossEntropyLoss,
     cfg: &TrainConfig,
 ) -> Result<(GradientsParams, f32, f32)> {
     let n = b.ages.len();
@@ -183,7 +198,7 @@ fn grad_step(
     let x = Tensor::<4>::from_data(TensorData::new(b.x, [n, 3, s, s]), device);
     let target = Tensor::<2>::from_data(TensorData::new(b.targets, [n, AGE_BINS]), device);
     let ages = Tensor::<2>::from_data(TensorData::new(b.ages, [n, 1]), device);
-    let genders = Tensor::<1, Int>::from_data(TensorData::new(b.genders, [n]), device);
+    let genders = Tensor::<1>::from_data(TensorData::new(b.genders, [n]), device);
     let (age_logits, gender_logit) = model.forward(x);
     let ce = (target * log_softmax(age_logits.clone(), 1))
         .sum_dim(1)
@@ -191,7 +206,7 @@ fn grad_step(
         .neg();
     let expected = softmax(age_logits, 1).matmul(bins.clone());
     let abs_err = (expected - ages).abs().mean();
-    let g = bce.forward(gender_logit.flatten::<1>(0, 1), genders);
+    let g = gender_loss(gender_logit.flatten::<1>(0, 1), genders);
     let loss = ce + abs_err.clone().mul_scalar(cfg.l1_weight) + g.mul_scalar(cfg.gender_weight);
     let scalar = |t: Tensor<1>| {
         t.into_data()
@@ -204,6 +219,15 @@ fn grad_step(
     let mae_v = scalar(abs_err);
     let grads = GradientsParams::from_grads(loss.backward(), model);
     Ok((grads, loss_v, mae_v))
+}
+
+/// Binary cross-entropy on logits with targets in [0, 1]. burn's loss takes only 0/1 labels;
+/// distillation needs soft targets. With 0/1 targets it equals burn's.
+fn gender_loss(logits: Tensor<1>, targets: Tensor<1>) -> Tensor<1> {
+    (targets.clone() * log_sigmoid(logits.clone())
+        + targets.neg().add_scalar(1.0) * log_sigmoid(logits.neg()))
+    .mean()
+    .neg()
 }
 
 fn lr_at(cfg: &TrainConfig, step: usize, steps_per_epoch: usize) -> f64 {
@@ -390,9 +414,18 @@ pub fn train(
         ),
         &device,
     );
-    let bce = BinaryCrossEntropyLossConfig::new()
-        .with_logits(true)
-        .init(&device);
+    let (gender_targets, no_teacher) = if cfg.teachers.is_empty() {
+        (train_set.iter().map(|s| s.label.gender as f32).collect(), 0)
+    } else {
+        if !(0.0..=1.0).contains(&cfg.teacher_weight) {
+            bail!("--teacher-weight must be in [0, 1]");
+        }
+        let teachers = crate::distill::load_teachers(&cfg.teachers)?;
+        crate::distill::gender_targets(&train_set, &teachers, cfg.teacher_weight)
+    };
+    if no_teacher > 0 {
+        eprintln!("{no_teacher} training faces have no teacher prediction: plain labels");
+    }
 
     let (mut model, mut optim, mut state) = match load_checkpoint(run, &device)? {
         Some((m, o, s)) if resume => {
@@ -460,11 +493,12 @@ pub fn train(
         model = std::thread::scope(|scope| -> Result<AgeGenderNet> {
             let mut model = model;
             let (tx, rx) = sync_channel::<Batch>(4);
-            let (train_set, table, order) = (&train_set, &table, &order);
+            let (train_set, table, order, targets) = (&train_set, &table, &order, &gender_targets);
             let (augment, size) = (cfg.augment, cfg.net.input_size);
             scope.spawn(move || {
                 for chunk in order.chunks(cfg.batch_size) {
-                    let picked: Vec<&Sample> = chunk.iter().map(|&i| train_set[i]).collect();
+                    let picked: Vec<(&Sample, f32)> =
+                        chunk.iter().map(|&i| (train_set[i], targets[i])).collect();
                     let batch = make_batch(&picked, table, size, augment.then_some(&mut rng));
                     if tx.send(batch).is_err() {
                         break;
@@ -478,7 +512,7 @@ pub fn train(
                 // burn-flex runs these small convolutions on one core and serialises autodiff
                 // across threads (measured: two threads on two halves gave no speed-up), so the
                 // batch runs whole on this thread while the producer augments on the other core.
-                let (grads, loss_v, mae_v) = grad_step(&model, batch, &device, &bins, &bce, cfg)?;
+                let (grads, loss_v, mae_v) = grad_step(&model, batch, &device, &bins, cfg)?;
                 if !loss_v.is_finite() {
                     bail!("loss became {loss_v} at epoch {epoch} step {i}");
                 }
@@ -579,6 +613,8 @@ pub(crate) mod tests {
             augment: true,
             net: NetConfig::tiny(),
             init: None,
+            teachers: vec![],
+            teacher_weight: 0.0,
         }
     }
 
@@ -595,6 +631,41 @@ pub(crate) mod tests {
                 .map(|p| p.0);
             assert_eq!(peak, Some(age));
         }
+    }
+
+    #[test]
+    fn soft_gender_loss_matches_burns_on_hard_labels() {
+        let dev = Device::flex();
+        let logits = [-3.0f32, -0.2, 0.0, 0.7, 4.0];
+        let labels = [0i64, 1, 0, 1, 1];
+        let z = || Tensor::<1>::from_data(TensorData::new(logits.to_vec(), [5]), &dev);
+        let ours = gender_loss(
+            z(),
+            Tensor::<1>::from_data(
+                TensorData::new(labels.iter().map(|&l| l as f32).collect::<Vec<_>>(), [5]),
+                &dev,
+            ),
+        );
+        let burns = burn::nn::loss::BinaryCrossEntropyLossConfig::new()
+            .with_logits(true)
+            .init(&dev)
+            .forward(
+                z(),
+                Tensor::<1, burn::tensor::Int>::from_data(
+                    TensorData::new(labels.to_vec(), [5]),
+                    &dev,
+                ),
+            );
+        let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
+        assert!((v(ours) - v(burns)).abs() < 1e-5);
+        // A soft target of 0.5 pulls the logit to 0, where the loss is smallest.
+        let half = |x: f32| {
+            v(gender_loss(
+                Tensor::<1>::from_data(TensorData::new(vec![x], [1]), &dev),
+                Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), &dev),
+            ))
+        };
+        assert!(half(0.0) < half(0.5) && half(0.0) < half(-0.5));
     }
 
     #[test]
@@ -718,6 +789,71 @@ pub(crate) mod tests {
         };
         let err = train(&samples, &missing, &RunDir(data.join("missing")), quiet).unwrap_err();
         assert!(format!("{err:#}").contains("--init"), "{err:#}");
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
+    fn distillation_trains_from_teacher_predictions() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let data = fake_utk("distil", 60);
+        let (samples, _) = load_utk_dir(&data, None).unwrap();
+        let quiet = Control {
+            quiet: true,
+            ..Control::default()
+        };
+        // Teachers in `eval --predictions` lines: one that agrees with every label, one that
+        // contradicts every label.
+        let teacher_file = |name: &str, flip: bool| {
+            let lines: String = samples
+                .iter()
+                .map(|s| {
+                    let p = if flip {
+                        1 - s.label.gender
+                    } else {
+                        s.label.gender
+                    };
+                    format!(
+                        "{{\"name\":\"{}\",\"estimate\":{{\"p_female\":{p}}}}}\n",
+                        s.name
+                    )
+                })
+                .collect();
+            let path = data.join(name);
+            std::fs::write(&path, lines).unwrap();
+            path
+        };
+        let agree = teacher_file("agree.jsonl", false);
+        let teacher = teacher_file("contrary.jsonl", true);
+        // With a zero learning rate every run sees the same model on the same batches, so the
+        // training loss shows which targets the gender loss used.
+        let run = |teachers: Vec<PathBuf>, dir: &str| {
+            let cfg = TrainConfig {
+                lr: 0.0,
+                // Logits start near 0, where targets matter little: weigh gender up.
+                gender_weight: 100.0,
+                teachers,
+                teacher_weight: 1.0,
+                ..tiny_config(1)
+            };
+            train(&samples, &cfg, &RunDir(data.join(dir)), quiet).unwrap()
+        };
+        let plain = run(vec![], "plain").history[0].train_loss;
+        let same = run(vec![agree], "agree").history[0].train_loss;
+        let kd = run(vec![teacher.clone()], "kd");
+        assert_eq!(kd.config.teachers, vec![teacher.clone()]);
+        let contrary = kd.history[0].train_loss;
+        assert!(contrary.is_finite());
+        assert!((same - plain).abs() < 1e-2, "{same} {plain}");
+        assert!((contrary - plain).abs() > 0.3, "{contrary} {plain}");
+        let cfg = TrainConfig {
+            teachers: vec![teacher.clone()],
+            teacher_weight: 0.5,
+            ..tiny_config(1)
+        };
+        // A broken teacher file is a clear error, not a silent fallback to the labels.
+        std::fs::write(&teacher, "not json\n").unwrap();
+        let err = train(&samples, &cfg, &RunDir(data.join("broken")), quiet).unwrap_err();
+        assert!(format!("{err:#}").contains("contrary.jsonl"), "{err:#}");
         std::fs::remove_dir_all(&data).ok();
     }
 }
