@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use agegender::decode::{WORK_SIDE, fit_within};
-use agegender::{Classifier, DetectOptions, Detector, Options, Pipeline};
+use agegender::{Classifier, DetectOptions, Options, Pipeline};
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
@@ -15,9 +15,8 @@ pub const DETECTOR: &[u8] =
 type Plan = Arc<TypedRunnableModel>;
 
 pub struct Bench {
-    detector: Detector,
     raw_detector: Plan,
-    classifier: Option<Classifier>,
+    /// Also serves the detection and classification stages: each model is parsed once.
     pipeline: Pipeline,
     /// Raw classifier plans by batch size.
     raw_classifier: Vec<(usize, Plan)>,
@@ -30,40 +29,36 @@ fn err(e: impl std::fmt::Display) -> String {
 impl Bench {
     /// `classifier`: the ONNX bytes of model/agegender.onnx, or empty for a detector-only run.
     pub fn new(classifier: &[u8]) -> Result<Self, String> {
-        let detector = Detector::from_bytes(DETECTOR).map_err(err)?;
         let raw_detector = load_detector(DETECTOR)?;
-        let (classifier, pipeline, raw_classifier) = if classifier.is_empty() {
-            (None, Pipeline::detector_only().map_err(err)?, Vec::new())
+        let (pipeline, raw_classifier) = if classifier.is_empty() {
+            (Pipeline::detector_only().map_err(err)?, Vec::new())
         } else {
-            let c = Classifier::from_bytes(classifier).map_err(err)?;
-            let size = c.input_size() as usize;
+            let pipeline = Pipeline::with_models(DETECTOR, classifier).map_err(err)?;
+            let size = pipeline
+                .classifier()
+                .map_or(agegender::preprocess::INPUT_SIZE, Classifier::input_size)
+                as usize;
             let raw = [1usize, 8]
                 .iter()
                 .map(|&n| load_classifier(classifier, n, size).map(|p| (n, p)))
                 .collect::<Result<Vec<_>, _>>()?;
-            (
-                Some(c),
-                Pipeline::with_models(DETECTOR, classifier).map_err(err)?,
-                raw,
-            )
+            (pipeline, raw)
         };
         Ok(Self {
-            detector,
             raw_detector,
-            classifier,
             pipeline,
             raw_classifier,
         })
     }
 
     pub fn has_classifier(&self) -> bool {
-        self.classifier.is_some()
+        self.pipeline.classifier().is_some()
     }
 
     /// Side of the classifier's square input (the default size for a detector-only run).
     pub fn input_size(&self) -> u32 {
-        self.classifier
-            .as_ref()
+        self.pipeline
+            .classifier()
             .map_or(agegender::preprocess::INPUT_SIZE, Classifier::input_size)
     }
 
@@ -91,7 +86,8 @@ impl Bench {
     pub fn detect(&self, img: &RgbImage) -> Result<usize, String> {
         let (work, _) = fit_within(img, WORK_SIDE);
         Ok(self
-            .detector
+            .pipeline
+            .detector()
             .detect(&work, &DetectOptions::default())
             .map_err(err)?
             .len())
@@ -99,7 +95,7 @@ impl Bench {
 
     /// The pipeline's classification stage on `n` aligned crops (preprocessing included).
     pub fn classify(&self, crops: &[RgbImage]) -> Result<usize, String> {
-        let c = self.classifier.as_ref().ok_or("no classifier")?;
+        let c = self.pipeline.classifier().ok_or("no classifier")?;
         Ok(c.classify(crops).map_err(err)?.len())
     }
 
