@@ -144,6 +144,10 @@ struct TrainArgs {
     #[arg(long, default_value_t = agegender::preprocess::INPUT_SIZE,
           value_parser = clap::value_parser!(u32).range(16..=256))]
     input_size: u32,
+    /// Channel counts of the standard net's five stages (default 32,64,128,192,256). With
+    /// `--init` from a narrower run, its weights are embedded and the new channels start at zero.
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
     /// Distil gender from these teachers' `eval --predictions` files (train split; several
     /// are averaged in logit space).
     #[arg(long = "teacher")]
@@ -189,10 +193,14 @@ fn main() -> Result<()> {
                 augment: !a.no_augment,
                 net: model::NetConfig {
                     input_size: a.input_size,
-                    ..if a.tiny {
-                        model::NetConfig::tiny()
-                    } else {
-                        model::NetConfig::standard()
+                    ..match (a.tiny, &a.widths) {
+                        (true, _) => model::NetConfig::tiny(),
+                        (false, Some(w)) => model::NetConfig::standard_with_widths(
+                            w.as_slice()
+                                .try_into()
+                                .map_err(|_| anyhow::anyhow!("--widths takes five numbers"))?,
+                        ),
+                        (false, None) => model::NetConfig::standard(),
                     }
                 },
                 init: a.init.clone(),

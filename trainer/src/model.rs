@@ -4,13 +4,13 @@
 
 use agegender::estimate::AGE_BINS;
 use agegender::preprocess::INPUT_SIZE;
-use burn::module::Module;
+use burn::module::{Module, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// One convolution of the trunk.
@@ -47,6 +47,31 @@ impl NetConfig {
         let mut net = Self::with_widths([8, 8, 8, 8, 16], 0.2);
         net.layers.truncate(net.layers.len() - 2);
         net
+    }
+
+    /// The standard layer pattern with other channel counts (`train --widths`).
+    pub fn standard_with_widths(w: [usize; 5]) -> Self {
+        Self::with_widths(w, Self::standard().dropout)
+    }
+
+    /// The five channel counts of the standard pattern, if this net follows it.
+    pub fn widths(&self) -> Option<[usize; 5]> {
+        let l = &self.layers;
+        (l.len() == 11).then(|| [l[0].cout, l[2].cout, l[4].cout, l[6].cout, l[8].cout])
+    }
+
+    /// Whether `self` has `other`'s layers (kinds, kernels, strides) with at least as many
+    /// channels in each, so `other`'s weights can be embedded ([`AgeGenderNet::widen_from`]).
+    pub fn can_widen(&self, other: &NetConfig) -> bool {
+        self.layers.len() == other.layers.len()
+            && self.age_bins == other.age_bins
+            && self.layers.iter().zip(&other.layers).all(|(a, b)| {
+                a.kernel == b.kernel
+                    && a.stride == b.stride
+                    && (a.groups == 1) == (b.groups == 1)
+                    && a.cin >= b.cin
+                    && a.cout >= b.cout
+            })
     }
 
     fn with_widths(w: [usize; 5], dropout: f64) -> Self {
@@ -152,5 +177,118 @@ impl AgeGenderNet {
             self.age.forward(pooled.clone()),
             self.gender.forward(pooled),
         )
+    }
+}
+
+/// Embeds `old` (shape `old_shape`) into `new` (shape `new_shape`, each side at least as
+/// large): old values go to the leading corner; weights from new inputs to old outputs
+/// (`out_dim` indexes outputs) become 0, so old outputs are unchanged; weights into new
+/// outputs keep `new`'s random initialisation.
+fn embed(new: &mut [f32], new_shape: &[usize], old: &[f32], old_shape: &[usize], out_dim: usize) {
+    let rank = new_shape.len();
+    let mut idx = vec![0usize; rank];
+    for v in new.iter_mut() {
+        if idx.iter().zip(old_shape).all(|(i, o)| i < o) {
+            let flat = idx.iter().zip(old_shape).fold(0, |acc, (i, o)| acc * o + i);
+            *v = old[flat];
+        } else if idx[out_dim] < old_shape[out_dim] {
+            *v = 0.0;
+        }
+        // Row-major increment.
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            if idx[d] < new_shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+fn widened<const D: usize>(new: Tensor<D>, old: Tensor<D>, out_dim: usize) -> Tensor<D> {
+    let device = new.device();
+    let (new_shape, old_shape) = (new.dims(), old.dims());
+    let mut values: Vec<f32> = new
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap_or_default();
+    let old: Vec<f32> = old
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap_or_default();
+    embed(&mut values, &new_shape, &old, &old_shape, out_dim);
+    Tensor::from_data(TensorData::new(values, new_shape), &device)
+}
+
+impl AgeGenderNet {
+    /// Net2Net-style widening: `self` (a freshly initialised wider net, see
+    /// [`NetConfig::can_widen`]) takes `old`'s weights in its leading channels, and its new
+    /// channels start with zero weights into the old ones, so it computes what `old` did
+    /// (in both training and inference mode) while the new channels learn from there.
+    pub fn widen_from(mut self, old: &AgeGenderNet) -> Self {
+        for (n, o) in self.trunk.iter_mut().zip(&old.trunk) {
+            let w = o.conv.weight.val();
+            n.conv.weight = n.conv.weight.clone().map(|t| widened(t, w, 0));
+            let bn = |new: Tensor<1>, old: Tensor<1>| widened(new, old, 0);
+            n.bn.gamma = n.bn.gamma.clone().map(|t| bn(t, o.bn.gamma.val()));
+            n.bn.beta = n.bn.beta.clone().map(|t| bn(t, o.bn.beta.val()));
+            n.bn.running_mean =
+                RunningState::new(bn(n.bn.running_mean.value(), o.bn.running_mean.value()));
+            n.bn.running_var =
+                RunningState::new(bn(n.bn.running_var.value(), o.bn.running_var.value()));
+        }
+        let head = |n: &mut Linear, o: &Linear| {
+            // burn stores a linear weight as [inputs, outputs].
+            n.weight = n.weight.clone().map(|t| widened(t, o.weight.val(), 1));
+            if let (Some(nb), Some(ob)) = (n.bias.as_mut(), o.bias.as_ref()) {
+                *nb = nb.clone().map(|t| widened(t, ob.val(), 0));
+            }
+        };
+        head(&mut self.age, &old.age);
+        head(&mut self.gender, &old.gender);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_widened_net_computes_what_the_narrow_one_did() {
+        let dev = Device::flex();
+        let narrow = NetConfig::standard_with_widths([4, 4, 8, 8, 8]);
+        let wide = NetConfig::standard_with_widths([4, 6, 8, 12, 16]);
+        assert!(wide.can_widen(&narrow) && !narrow.can_widen(&wide));
+        assert!(!wide.can_widen(&NetConfig::tiny()));
+        assert_eq!(wide.widths(), Some([4, 6, 8, 12, 16]));
+        let old = narrow.init(&dev);
+        let new = wide.init(&dev).widen_from(&old);
+        let x: Vec<f32> = (0..2 * 3 * 32 * 32)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect();
+        let input = || Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 32, 32]), &dev);
+        let flat = |t: Tensor<2>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let (a_old, g_old) = old.valid().forward(input());
+        let (a_new, g_new) = new.valid().forward(input());
+        for (a, b) in flat(a_old)
+            .iter()
+            .zip(flat(a_new))
+            .chain(flat(g_old).iter().zip(flat(g_new)))
+        {
+            assert!((a - b).abs() < 1e-4, "{a} {b}");
+        }
+        // The new channels are live: their incoming weights are not all zero.
+        let w: Vec<f32> = new.trunk[8]
+            .conv
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap();
+        assert!(w[8 * 12..].iter().any(|v| *v != 0.0));
     }
 }

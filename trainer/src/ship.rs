@@ -382,6 +382,12 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
         .as_ref()
         .map(|p| format!(" --init {}", p.display()))
         .unwrap_or_default();
+    let widths = match cfg.net.widths() {
+        Some(w) if cfg.net.layers != crate::model::NetConfig::standard().layers => {
+            format!(" --widths {}", w.map(|v| v.to_string()).join(","))
+        }
+        _ => String::new(),
+    };
     let mut teachers: String = cfg
         .teachers
         .iter()
@@ -391,7 +397,7 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
         teachers += &format!(" --teacher-weight {}", cfg.teacher_weight);
     }
     format!(
-        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{init}{teachers}",
+        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}",
         source.unwrap_or_default(),
         cfg.epochs,
         cfg.lr,
@@ -474,6 +480,11 @@ mod tests {
         let cmd = train_command(&dir.join("fine"), &fine);
         assert!(cmd.contains(" --teacher-weight 0.5"), "{cmd}");
         assert_eq!(cmd.matches(" --teacher ").count(), 2, "{cmd}");
+        assert!(!cmd.contains("--widths"), "{cmd}");
+        fine.net = crate::model::NetConfig::standard();
+        assert!(!train_command(&dir, &fine).contains("--widths"));
+        fine.net = crate::model::NetConfig::standard_with_widths([32, 64, 128, 224, 320]);
+        assert!(train_command(&dir, &fine).contains(" --widths 32,64,128,224,320"));
         // A source run that is gone leaves only this run's own step.
         fine.init = Some(dir.join("gone/best.bpk"));
         assert_eq!(train_command(&dir, &fine).split(" && ").count(), 2);

@@ -344,6 +344,29 @@ pub fn load_model(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGe
         .map_err(|e| anyhow::anyhow!("applying {}: {e:?}", path.display()))
 }
 
+/// Loads `--init` weights into `net`. When the run they came from (its `train_state.json`
+/// beside them) used a narrower net of the same layout, they are embedded into a fresh `net`
+/// ([`AgeGenderNet::widen_from`]): a wider model starts from the trained one.
+fn load_init(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGenderNet> {
+    let source: Option<NetConfig> = path
+        .parent()
+        .and_then(|dir| std::fs::read(RunDir(dir.to_path_buf()).state()).ok())
+        .and_then(|json| serde_json::from_slice::<TrainState>(&json).ok())
+        .map(|s| s.config.net);
+    match source {
+        Some(old) if old.layers != net.layers => {
+            if !net.can_widen(&old) {
+                bail!("its net cannot be embedded in this one (different layers, or narrower)");
+            }
+            let old_model = load_model(&old, path, device)?;
+            let wide = net.init(device).widen_from(&old_model);
+            // Through a record, as from a file, so the new tensors are tracked for autodiff.
+            Ok(net.init(device).load_record(wide.into_record()))
+        }
+        _ => load_model(net, path, device),
+    }
+}
+
 fn load_checkpoint(
     run: &RunDir,
     device: &Device,
@@ -453,7 +476,7 @@ pub fn train(
                 stopped_early: false,
             };
             let model = match &cfg.init {
-                Some(path) => load_model(&cfg.net, path, &device)
+                Some(path) => load_init(&cfg.net, path, &device)
                     .with_context(|| format!("--init {}", path.display()))?,
                 None => cfg.net.init(&device),
             };
@@ -789,6 +812,28 @@ pub(crate) mod tests {
         };
         let err = train(&samples, &missing, &RunDir(data.join("missing")), quiet).unwrap_err();
         assert!(format!("{err:#}").contains("--init"), "{err:#}");
+        // A wider net of the same layout starts from a narrower run's weights and trains.
+        let narrow = TrainConfig {
+            net: NetConfig::standard_with_widths([4, 4, 8, 8, 8]),
+            ..cfg.clone()
+        };
+        let small = RunDir(data.join("narrow"));
+        train(&samples, &narrow, &small, quiet).unwrap();
+        let wide = TrainConfig {
+            net: NetConfig::standard_with_widths([4, 4, 8, 12, 16]),
+            init: Some(small.best_model()),
+            ..cfg.clone()
+        };
+        let widened = train(&samples, &wide, &RunDir(data.join("wide")), quiet).unwrap();
+        assert!(widened.history.iter().all(|h| h.train_loss.is_finite()));
+        // ... but not the other way round.
+        let back = TrainConfig {
+            net: narrow.net.clone(),
+            init: Some(RunDir(data.join("wide")).best_model()),
+            ..cfg.clone()
+        };
+        let err = train(&samples, &back, &RunDir(data.join("back")), quiet).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot be embedded"), "{err:#}");
         std::fs::remove_dir_all(&data).ok();
     }
 
