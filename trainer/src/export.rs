@@ -50,7 +50,7 @@ impl Portable {
     }
 }
 
-fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+pub(crate) fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec()

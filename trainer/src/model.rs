@@ -13,6 +13,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::export::values;
+
 /// One convolution of the trunk.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LayerSpec {
@@ -208,18 +210,9 @@ fn embed(new: &mut [f32], new_shape: &[usize], old: &[f32], old_shape: &[usize],
 fn widened<const D: usize>(new: Tensor<D>, old: Tensor<D>, out_dim: usize) -> Tensor<D> {
     let device = new.device();
     let (new_shape, old_shape) = (new.dims(), old.dims());
-    let mut values: Vec<f32> = new
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .unwrap_or_default();
-    let old: Vec<f32> = old
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .unwrap_or_default();
-    embed(&mut values, &new_shape, &old, &old_shape, out_dim);
-    Tensor::from_data(TensorData::new(values, new_shape), &device)
+    let mut out = values(new);
+    embed(&mut out, &new_shape, &values(old), &old_shape, out_dim);
+    Tensor::from_data(TensorData::new(out, new_shape), &device)
 }
 
 impl AgeGenderNet {
@@ -270,25 +263,17 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
             .collect();
         let input = || Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 32, 32]), &dev);
-        let flat = |t: Tensor<2>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         let (a_old, g_old) = old.valid().forward(input());
         let (a_new, g_new) = new.valid().forward(input());
-        for (a, b) in flat(a_old)
+        for (a, b) in values(a_old)
             .iter()
-            .zip(flat(a_new))
-            .chain(flat(g_old).iter().zip(flat(g_new)))
+            .zip(values(a_new))
+            .chain(values(g_old).iter().zip(values(g_new)))
         {
             assert!((a - b).abs() < 1e-4, "{a} {b}");
         }
         // The new channels are live: their incoming weights are not all zero.
-        let w: Vec<f32> = new.trunk[8]
-            .conv
-            .weight
-            .val()
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .unwrap();
+        let w = values(new.trunk[8].conv.weight.val());
         assert!(w[8 * 12..].iter().any(|v| *v != 0.0));
     }
 }
