@@ -371,9 +371,7 @@ fn train_command(run: &Path, cfg: &crate::train::TrainConfig) -> String {
 /// from that run's state, when it is still there), then its own.
 fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> String {
     let source = cfg.init.as_ref().and_then(|p| {
-        let dir = p.parent()?;
-        let json = std::fs::read(crate::train::RunDir(dir.to_path_buf()).state()).ok()?;
-        let state: TrainState = serde_json::from_slice(&json).ok()?;
+        let (dir, state) = (p.parent()?, crate::train::source_state(p)?);
         // Guards against a run whose weights came, through a cycle, from itself.
         (depth < 8).then(|| train_steps(dir, &state.config, depth + 1) + " && ")
     });

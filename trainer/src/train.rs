@@ -344,16 +344,18 @@ pub fn load_model(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGe
         .map_err(|e| anyhow::anyhow!("applying {}: {e:?}", path.display()))
 }
 
-/// Loads `--init` weights into `net`. When the run they came from (its `train_state.json`
-/// beside them) used a narrower net of the same layout, they are embedded into a fresh `net`
-/// ([`AgeGenderNet::widen_from`]): a wider model starts from the trained one.
+/// The state of the run that `weights` (a run's `best.bpk`) came from, when its
+/// `train_state.json` is still beside them.
+pub fn source_state(weights: &Path) -> Option<TrainState> {
+    let json = std::fs::read(RunDir(weights.parent()?.to_path_buf()).state()).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// Loads `--init` weights into `net`. When the run they came from used a narrower net of the
+/// same layout, they are embedded into a fresh `net` ([`AgeGenderNet::widen_from`]): a wider
+/// model starts from the trained one.
 fn load_init(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGenderNet> {
-    let source: Option<NetConfig> = path
-        .parent()
-        .and_then(|dir| std::fs::read(RunDir(dir.to_path_buf()).state()).ok())
-        .and_then(|json| serde_json::from_slice::<TrainState>(&json).ok())
-        .map(|s| s.config.net);
-    match source {
+    match source_state(path).map(|s| s.config.net) {
         Some(old) if old.layers != net.layers => {
             if !net.can_widen(&old) {
                 bail!("its net cannot be embedded in this one (different layers, or narrower)");
