@@ -90,6 +90,11 @@ struct ExportArgs {
     /// Folder for the report (plots and test metrics).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Take the age-range and gender calibration from this model card instead of fitting them
+    /// on validation: for a run trained with `--fit-val`; give the card of the same recipe
+    /// trained without it.
+    #[arg(long)]
+    calibration_from: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -155,6 +160,10 @@ struct TrainArgs {
     /// Share of the teachers' probability in the gender target.
     #[arg(long, default_value_t = 0.5, value_parser = parse_unit)]
     teacher_weight: f32,
+    /// Also train on the validation split (a final refit of a recipe chosen on validation):
+    /// keeps the last epoch, no early stopping. Export then needs `--calibration-from`.
+    #[arg(long)]
+    fit_val: bool,
 }
 
 fn parse_unit(s: &str) -> Result<f32, String> {
@@ -210,6 +219,7 @@ fn main() -> Result<()> {
                     a.teacher_weight
                 },
                 teachers: a.teachers.clone(),
+                fit_val: a.fit_val,
             };
             std::fs::create_dir_all(&a.out)?;
             train::write_atomic(
@@ -248,6 +258,7 @@ fn main() -> Result<()> {
                     .unwrap_or_else(|| "unknown".into()),
                 allow_int8: !a.no_int8,
                 report_dir: a.report,
+                calibration_from: a.calibration_from.as_deref(),
             })?;
         }
         Command::Eval(a) => {

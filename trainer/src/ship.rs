@@ -9,7 +9,7 @@ use agegender::preprocess;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Sample, Split};
 use crate::export::{self, max_logit_diff};
@@ -107,11 +107,11 @@ struct Card {
     metrics: serde_json::Value,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct GenderCalibration {
     scale: f32,
     bias: f32,
-    fitted_on: &'static str,
+    fitted_on: String,
     val_accuracy_before: f64,
     val_accuracy_after: f64,
 }
@@ -133,6 +133,29 @@ pub struct ExportArgs<'a> {
     pub data_label: String,
     pub allow_int8: bool,
     pub report_dir: Option<PathBuf>,
+    /// Card of a model whose calibration this one takes instead of fitting its own on
+    /// validation: needed for a run that trained on validation (`--fit-val`).
+    pub calibration_from: Option<&'a Path>,
+}
+
+/// The calibrations of an earlier card, for a final refit that has seen validation: its own
+/// validation outputs are fitted, not held out. The source should be the same recipe trained
+/// without validation.
+#[derive(Deserialize)]
+struct BorrowedCalibration {
+    calibration: Calibration,
+    gender_calibration: Option<GenderCalibration>,
+}
+
+fn read_calibration(card: &Path) -> Result<BorrowedCalibration> {
+    let text =
+        std::fs::read_to_string(card).with_context(|| format!("reading {}", card.display()))?;
+    let mut c: BorrowedCalibration = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a model card", card.display()))?;
+    if let Some(g) = &mut c.gender_calibration {
+        g.fitted_on = format!("taken from {}: {}", card.display(), g.fitted_on);
+    }
+    Ok(c)
 }
 
 pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
@@ -152,10 +175,23 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             .unwrap_or_default()
     };
     let (val, test) = (split(Split::Val), split(Split::Test));
+    let borrowed = match a.calibration_from {
+        Some(card) => Some(read_calibration(card)?),
+        None if state.config.fit_val && !val.is_empty() => bail!(
+            "{} trained on the validation split (--fit-val), so it cannot be calibrated there: pass --calibration-from the card of the same recipe trained without it",
+            a.run.display()
+        ),
+        None => None,
+    };
 
     // Gender calibration, fitted on validation and folded into the gender head so that every
     // consumer (page, eval, predict) reads calibrated probabilities from the file itself.
-    let gender_calibration = if val.is_empty() {
+    let gender_calibration = if let Some(b) = &borrowed {
+        if let Some(g) = &b.gender_calibration {
+            portable.calibrate_gender(g.scale, g.bias);
+        }
+        b.gender_calibration.clone()
+    } else if val.is_empty() {
         None
     } else {
         let crops: Vec<RgbImage> = val
@@ -176,7 +212,7 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         let fitted = GenderCalibration {
             scale,
             bias,
-            fitted_on: "validation split (Platt scaling, folded into the gender head)",
+            fitted_on: "validation split (Platt scaling, folded into the gender head)".into(),
             val_accuracy_before: accuracy(1.0, 0.0),
             val_accuracy_after: accuracy(scale, bias),
         };
@@ -247,15 +283,16 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     } else {
         (&f32_bytes, f32_model, &f32_val)
     };
-    let calibration = match chosen_val {
-        Some((_, outcomes)) => {
+    let calibration = match (&borrowed, chosen_val) {
+        (Some(b), _) => b.calibration,
+        (None, Some((_, outcomes))) => {
             let (k, c) = metrics::calibrate_interval(outcomes, 0.8);
             Calibration {
                 interval_k: k,
                 coverage: c,
             }
         }
-        None => Calibration::default(),
+        (None, None) => Calibration::default(),
     };
     let chosen = chosen.with_calibration(calibration);
 
@@ -330,8 +367,10 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             "epochs_run": state.epochs_done,
             "best_epoch": state.best_epoch,
             "best_val_mae_in_training": state.best_val_mae,
+            // After a final refit (--fit-val) validation figures are on faces it trained on.
+            "validation_held_out": !state.config.fit_val,
             "config": state.config,
-            "command": train_command(a.run, &state.config),
+            "command": train_command(a.run, &state.config, a.calibration_from),
         }),
         metrics: serde_json::json!({ "test": test_report.as_ref().map(|r| &r.overall) }),
     };
@@ -359,11 +398,18 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
 }
 
 /// The commands that reproduce an exported model, as written into its card.
-fn train_command(run: &Path, cfg: &crate::train::TrainConfig) -> String {
+fn train_command(
+    run: &Path,
+    cfg: &crate::train::TrainConfig,
+    calibration_from: Option<&Path>,
+) -> String {
     format!(
-        "{} && cargo run --release -p trainer -- export --run {} --data <utkface> --out model",
+        "{} && cargo run --release -p trainer -- export --run {} --data <utkface> --out model{}",
         train_steps(run, cfg, 0),
-        run.display()
+        run.display(),
+        calibration_from
+            .map(|p| format!(" --calibration-from {}", p.display()))
+            .unwrap_or_default()
     )
 }
 
@@ -394,8 +440,9 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
     if !teachers.is_empty() {
         teachers += &format!(" --teacher-weight {}", cfg.teacher_weight);
     }
+    let fit_val = if cfg.fit_val { " --fit-val" } else { "" };
     format!(
-        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}",
+        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}{fit_val}",
         source.unwrap_or_default(),
         cfg.epochs,
         cfg.lr,
@@ -464,7 +511,7 @@ mod tests {
         let mut fine = tiny_config(15);
         fine.net.input_size = 80;
         fine.init = Some(source.join("best.bpk"));
-        let cmd = train_command(&dir.join("fine"), &fine);
+        let cmd = train_command(&dir.join("fine"), &fine, None);
         let steps: Vec<&str> = cmd.split(" && ").collect();
         assert_eq!(steps.len(), 3, "{cmd}");
         assert!(steps[0].contains("--epochs 30") && steps[0].contains("--input-size 64"));
@@ -475,17 +522,17 @@ mod tests {
         assert!(!cmd.contains("--teacher"), "{cmd}");
         fine.teachers = vec![dir.join("a.jsonl"), dir.join("b.jsonl")];
         fine.teacher_weight = 0.5;
-        let cmd = train_command(&dir.join("fine"), &fine);
+        let cmd = train_command(&dir.join("fine"), &fine, None);
         assert!(cmd.contains(" --teacher-weight 0.5"), "{cmd}");
         assert_eq!(cmd.matches(" --teacher ").count(), 2, "{cmd}");
         assert!(!cmd.contains("--widths"), "{cmd}");
         fine.net = crate::model::NetConfig::standard();
-        assert!(!train_command(&dir, &fine).contains("--widths"));
+        assert!(!train_command(&dir, &fine, None).contains("--widths"));
         fine.net = crate::model::NetConfig::standard_with_widths([32, 64, 128, 224, 320]);
-        assert!(train_command(&dir, &fine).contains(" --widths 32,64,128,224,320"));
+        assert!(train_command(&dir, &fine, None).contains(" --widths 32,64,128,224,320"));
         // A source run that is gone leaves only this run's own step.
         fine.init = Some(dir.join("gone/best.bpk"));
-        assert_eq!(train_command(&dir, &fine).split(" && ").count(), 2);
+        assert_eq!(train_command(&dir, &fine, None).split(" && ").count(), 2);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -51,6 +51,11 @@ pub struct TrainConfig {
     /// Share of the teacher probability in the gender target, in [0, 1].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub teacher_weight: f32,
+    /// Also train on the validation split: the final refit of a recipe chosen earlier on
+    /// validation. Validation figures are then on seen faces, so the last epoch is kept and
+    /// nothing stops early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fit_val: bool,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -391,8 +396,6 @@ fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
         .init()
 }
 
-/// Trains (or resumes) a run in `run`, returning the final state. The best model by
-/// validation MAE is kept in `best.bpk`.
 /// How one call of [`train`] behaves (not part of the run's configuration).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Control {
@@ -405,6 +408,8 @@ pub struct Control {
     pub stop_after: Option<usize>,
 }
 
+/// Trains (or resumes) a run in `run`, returning the final state. The best model by
+/// validation MAE (with `fit_val`, the last one) is kept in `best.bpk`.
 pub fn train(
     samples: &[Sample],
     cfg: &TrainConfig,
@@ -418,7 +423,10 @@ pub fn train(
     } = ctl;
     let device = Device::flex().autodiff();
     std::fs::create_dir_all(&run.0)?;
-    let train_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Train).collect();
+    let train_set: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.split == Split::Train || (cfg.fit_val && s.split == Split::Val))
+        .collect();
     let val_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Val).collect();
     if train_set.is_empty() || val_set.is_empty() {
         bail!(
@@ -573,7 +581,7 @@ pub fn train(
         );
         state.history.push(stats);
         state.epochs_done = epoch;
-        if val_mae < state.best_val_mae {
+        if val_mae < state.best_val_mae || cfg.fit_val {
             state.best_val_mae = val_mae;
             state.best_epoch = epoch;
             let tmp = run.best_model().with_extension("bpk.tmp");
@@ -640,6 +648,7 @@ pub(crate) mod tests {
             init: None,
             teachers: vec![],
             teacher_weight: 0.0,
+            fit_val: false,
         }
     }
 

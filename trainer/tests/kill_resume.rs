@@ -5,18 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn fake_utk(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..n {
-        let (age, gender) = ((i * 7) % 90, i % 2);
-        let img = image::RgbImage::from_fn(48, 48, |x, y| {
-            let v = (age * 2 + (x as usize * 3 + y as usize) % 40) as u8;
-            image::Rgb([v, v.wrapping_add(gender as u8 * 60), 255 - v])
-        });
-        img.save(dir.join(format!("{age}_{gender}_0_2017{i:09}.jpg.chip.jpg")))
-            .unwrap();
-    }
-}
+mod common;
+use common::fake_utk;
 
 fn trainer(data: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
