@@ -66,18 +66,21 @@ pub fn load_teachers(paths: &[PathBuf]) -> Result<HashMap<String, f32>> {
         .collect())
 }
 
-/// Gender targets in [0, 1] for `samples`: `(1 - weight) * label + weight * teacher`, the
-/// plain label where no teacher has the face. Returns the targets and how many had none.
+/// Gender targets in [0, 1] for `samples` with gender labels `labels`: `(1 - weight) * label
+/// + weight * teacher`, the plain label where no teacher has the face. Returns the targets and
+/// how many had none.
 pub fn gender_targets(
     samples: &[&Sample],
+    labels: &[u8],
     teachers: &HashMap<String, f32>,
     weight: f32,
 ) -> (Vec<f32>, usize) {
     let mut missing = 0;
     let targets = samples
         .iter()
-        .map(|s| {
-            let hard = s.label.gender as f32;
+        .zip(labels)
+        .map(|(s, &label)| {
+            let hard = label as f32;
             match teachers.get(&s.name) {
                 Some(&p) => (1.0 - weight) * hard + weight * p,
                 None => {
@@ -125,7 +128,7 @@ mod tests {
         assert!((t["x"] - 0.5).abs() < 1e-5);
         assert!((t["y"] - 0.2).abs() < 1e-5);
         let (x, y, z) = (sample("x", 1), sample("y", 0), sample("z", 1));
-        let (targets, missing) = gender_targets(&[&x, &y, &z], &t, 0.5);
+        let (targets, missing) = gender_targets(&[&x, &y, &z], &[1, 0, 1], &t, 0.5);
         assert_eq!(missing, 1);
         assert!((targets[0] - 0.75).abs() < 1e-5);
         assert!((targets[1] - 0.1).abs() < 1e-5);

@@ -3,10 +3,12 @@
 mod dataset;
 mod distill;
 mod export;
+mod import;
 mod metrics;
 mod model;
 mod plots;
 mod predict;
+mod relabel;
 mod ship;
 mod train;
 
@@ -134,8 +136,9 @@ struct TrainArgs {
     /// Stop after this many epochs in this call; `--resume` continues later.
     #[arg(long)]
     stop_after: Option<usize>,
-    /// Start from these weights (a run's `best.bpk`) instead of a random initialisation:
-    /// a fine-tune or warm restart with a fresh optimiser and schedule.
+    /// Start from these weights (a run's `best.bpk`, or an exported `.onnx` such as the
+    /// shipped model) instead of a random initialisation: a fine-tune or warm restart with a
+    /// fresh optimiser and schedule.
     #[arg(long)]
     init: Option<PathBuf>,
     /// Weight of the gender loss against the age loss.
@@ -164,6 +167,10 @@ struct TrainArgs {
     /// keeps the last epoch, no early stopping. Export then needs `--calibration-from`.
     #[arg(long)]
     fit_val: bool,
+    /// CSV `name,gender` (gender m, f or drop) of training faces whose gender label is fixed
+    /// or that are left out; validation and test labels are never changed.
+    #[arg(long)]
+    label_fixes: Option<PathBuf>,
 }
 
 fn parse_unit(s: &str) -> Result<f32, String> {
@@ -220,6 +227,7 @@ fn main() -> Result<()> {
                 },
                 teachers: a.teachers.clone(),
                 fit_val: a.fit_val,
+                label_fixes: a.label_fixes.clone(),
             };
             std::fs::create_dir_all(&a.out)?;
             train::write_atomic(

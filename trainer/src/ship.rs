@@ -441,8 +441,13 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
         teachers += &format!(" --teacher-weight {}", cfg.teacher_weight);
     }
     let fit_val = if cfg.fit_val { " --fit-val" } else { "" };
+    let fixes = cfg
+        .label_fixes
+        .as_ref()
+        .map(|p| format!(" --label-fixes {}", p.display()))
+        .unwrap_or_default();
     format!(
-        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}{fit_val}",
+        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}{fit_val}{fixes}",
         source.unwrap_or_default(),
         cfg.epochs,
         cfg.lr,

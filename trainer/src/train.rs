@@ -56,6 +56,9 @@ pub struct TrainConfig {
     /// nothing stops early.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fit_val: bool,
+    /// Gender label fixes for training faces (see `relabel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_fixes: Option<PathBuf>,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -359,7 +362,15 @@ pub fn source_state(weights: &Path) -> Option<TrainState> {
 /// Loads `--init` weights into `net`. When the run they came from used a narrower net of the
 /// same layout, they are embedded into a fresh `net` ([`AgeGenderNet::widen_from`]): a wider
 /// model starts from the trained one.
-fn load_init(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGenderNet> {
+fn load_init(
+    net: &NetConfig,
+    path: &Path,
+    train_set: &[&Sample],
+    device: &Device,
+) -> Result<AgeGenderNet> {
+    if path.extension().is_some_and(|e| e == "onnx") {
+        return import_onnx(net, path, train_set, device);
+    }
     match source_state(path).map(|s| s.config.net) {
         Some(old) if old.layers != net.layers => {
             if !net.can_widen(&old) {
@@ -372,6 +383,32 @@ fn load_init(net: &NetConfig, path: &Path, device: &Device) -> Result<AgeGenderN
         }
         _ => load_model(net, path, device),
     }
+}
+
+/// Crops that set the imported norms' statistics: enough for stable per-channel figures.
+const IMPORT_CROPS: usize = 256;
+
+/// `--init` from an exported ONNX model (see `import`): its batch norms are set from the
+/// statistics of up to [`IMPORT_CROPS`] training crops, spread over the training set.
+fn import_onnx(
+    net: &NetConfig,
+    path: &Path,
+    train_set: &[&Sample],
+    device: &Device,
+) -> Result<AgeGenderNet> {
+    let bytes = std::fs::read(path)?;
+    let portable = crate::import::read_portable(&bytes, net)?;
+    let step = train_set.len().div_ceil(IMPORT_CROPS).max(1);
+    let crops: Vec<f32> = train_set
+        .iter()
+        .step_by(step)
+        .flat_map(|s| {
+            preprocess::to_nchw(&preprocess::aligned_crop_input(&s.image, net.input_size))
+        })
+        .collect();
+    let model = crate::import::to_net(&portable, net, crops, device)?;
+    // Through a record, as from a file, so the new tensors are tracked for autodiff.
+    Ok(net.init(device).load_record(model.into_record()))
 }
 
 fn load_checkpoint(
@@ -423,10 +460,22 @@ pub fn train(
     } = ctl;
     let device = Device::flex().autodiff();
     std::fs::create_dir_all(&run.0)?;
-    let train_set: Vec<&Sample> = samples
+    let mut train_set: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.split == Split::Train || (cfg.fit_val && s.split == Split::Val))
         .collect();
+    let mut genders: Vec<u8> = train_set.iter().map(|s| s.label.gender).collect();
+    if let Some(path) = &cfg.label_fixes {
+        let fixes = crate::relabel::read_fixes(path)?;
+        let applied;
+        (train_set, genders, applied) = crate::relabel::apply(train_set, &fixes);
+        eprintln!(
+            "label fixes: {} of {} listed faces relabelled, {} dropped",
+            applied.relabelled,
+            fixes.len(),
+            applied.dropped
+        );
+    }
     let val_set: Vec<&Sample> = samples.iter().filter(|s| s.split == Split::Val).collect();
     if train_set.is_empty() || val_set.is_empty() {
         bail!(
@@ -448,13 +497,13 @@ pub fn train(
         &device,
     );
     let (gender_targets, no_teacher) = if cfg.teachers.is_empty() {
-        (train_set.iter().map(|s| s.label.gender as f32).collect(), 0)
+        (genders.iter().map(|&g| g as f32).collect(), 0)
     } else {
         if !(0.0..=1.0).contains(&cfg.teacher_weight) {
             bail!("--teacher-weight must be in [0, 1]");
         }
         let teachers = crate::distill::load_teachers(&cfg.teachers)?;
-        crate::distill::gender_targets(&train_set, &teachers, cfg.teacher_weight)
+        crate::distill::gender_targets(&train_set, &genders, &teachers, cfg.teacher_weight)
     };
     if no_teacher > 0 {
         eprintln!("{no_teacher} training faces have no teacher prediction: plain labels");
@@ -486,7 +535,7 @@ pub fn train(
                 stopped_early: false,
             };
             let model = match &cfg.init {
-                Some(path) => load_init(&cfg.net, path, &device)
+                Some(path) => load_init(&cfg.net, path, &train_set, &device)
                     .with_context(|| format!("--init {}", path.display()))?,
                 None => cfg.net.init(&device),
             };
@@ -649,6 +698,7 @@ pub(crate) mod tests {
             teachers: vec![],
             teacher_weight: 0.0,
             fit_val: false,
+            label_fixes: None,
         }
     }
 
@@ -845,6 +895,118 @@ pub(crate) mod tests {
         };
         let err = train(&samples, &back, &RunDir(data.join("back")), quiet).unwrap_err();
         assert!(format!("{err:#}").contains("cannot be embedded"), "{err:#}");
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
+    fn init_from_an_exported_onnx_model_continues_from_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let data = fake_utk("onnx-init", 60);
+        let (samples, _) = load_utk_dir(&data, None).unwrap();
+        let quiet = Control {
+            quiet: true,
+            ..Control::default()
+        };
+        let cfg = TrainConfig {
+            augment: false,
+            ..tiny_config(1)
+        };
+        let source = RunDir(data.join("source"));
+        let trained = train(&samples, &cfg, &source, quiet).unwrap();
+        let dev = Device::flex();
+        let portable = crate::export::fold(
+            &load_model(&cfg.net, &source.best_model(), &dev).unwrap(),
+            &cfg.net,
+        );
+        let onnx = data.join("source.onnx");
+        std::fs::write(
+            &onnx,
+            crate::export::encode(&crate::export::to_onnx(&portable, false, "t")),
+        )
+        .unwrap();
+        // With a zero learning rate the imported net is the exported one: same head, and the
+        // same validation error up to the norms' running statistics.
+        let frozen = TrainConfig {
+            lr: 0.0,
+            init: Some(onnx.clone()),
+            ..cfg.clone()
+        };
+        let run = RunDir(data.join("from-onnx"));
+        let state = train(&samples, &frozen, &run, quiet).unwrap();
+        let back = crate::export::fold(
+            &load_model(&cfg.net, &run.best_model(), &dev).unwrap(),
+            &cfg.net,
+        );
+        assert_eq!(back.age.weight, portable.age.weight);
+        assert_eq!(back.gender.bias, portable.gender.bias);
+        let (a, b) = (trained.history[0].val_mae, state.history[0].val_mae);
+        assert!((a - b).abs() < 0.05 * a.max(1.0), "{a} {b}");
+        // An ONNX file of another architecture is a clear error.
+        let other = TrainConfig {
+            net: NetConfig::standard_with_widths([4, 4, 8, 8, 8]),
+            ..frozen
+        };
+        let err = train(&samples, &other, &RunDir(data.join("other")), quiet).unwrap_err();
+        assert!(format!("{err:#}").contains("shape"), "{err:#}");
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
+    fn label_fixes_change_only_the_training_targets() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let data = fake_utk("fixes", 60);
+        let (samples, _) = load_utk_dir(&data, None).unwrap();
+        let quiet = Control {
+            quiet: true,
+            ..Control::default()
+        };
+        let fixes = |name: &str, rows: &mut dyn Iterator<Item = String>| {
+            let path = data.join(name);
+            let body: String = rows.map(|r| r + "\n").collect();
+            std::fs::write(&path, format!("name,gender\n{body}")).unwrap();
+            path
+        };
+        let train_faces = || samples.iter().filter(|s| s.split == Split::Train);
+        let same = fixes(
+            "same.csv",
+            &mut train_faces()
+                .map(|s| format!("{},{}", s.name, ["m", "f"][s.label.gender as usize])),
+        );
+        let flipped = fixes(
+            "flipped.csv",
+            &mut train_faces()
+                .map(|s| format!("{},{}", s.name, ["f", "m"][s.label.gender as usize])),
+        );
+        // As in the distillation test: a zero learning rate and a heavy gender weight make the
+        // training loss show which gender targets were used.
+        let run = |label_fixes: Option<PathBuf>, dir: &str| {
+            let cfg = TrainConfig {
+                lr: 0.0,
+                gender_weight: 100.0,
+                label_fixes,
+                ..tiny_config(1)
+            };
+            train(&samples, &cfg, &RunDir(data.join(dir)), quiet)
+        };
+        let plain = run(None, "plain").unwrap();
+        let unchanged = run(Some(same), "same").unwrap();
+        let fixed = run(Some(flipped.clone()), "flipped").unwrap();
+        assert_eq!(fixed.config.label_fixes, Some(flipped));
+        let loss = |s: &TrainState| s.history[0].train_loss;
+        assert!((loss(&unchanged) - loss(&plain)).abs() < 1e-2);
+        assert!((loss(&fixed) - loss(&plain)).abs() > 0.3);
+        // Validation figures stay on the dataset's labels.
+        assert_eq!(
+            fixed.history[0].val_gender_acc,
+            plain.history[0].val_gender_acc
+        );
+        let val = samples.iter().find(|s| s.split == Split::Val).unwrap();
+        let bad = fixes("val.csv", &mut std::iter::once(format!("{},m", val.name)));
+        let err = run(Some(bad), "val").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("only training labels"),
+            "{err:#}"
+        );
         std::fs::remove_dir_all(&data).ok();
     }
 
