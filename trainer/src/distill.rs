@@ -66,9 +66,9 @@ pub fn load_teachers(paths: &[PathBuf]) -> Result<HashMap<String, f32>> {
         .collect())
 }
 
-/// Gender targets in [0, 1] for `samples` with gender labels `labels`: `(1 - weight) * label
-/// + weight * teacher`, the plain label where no teacher has the face. Returns the targets and
-/// how many had none.
+/// Gender targets in [0, 1] for `samples` with gender labels `labels`:
+/// `(1 - weight) * label + weight * teacher`, the plain label where no teacher has the face.
+/// Returns the targets and how many had none.
 pub fn gender_targets(
     samples: &[&Sample],
     labels: &[u8],
