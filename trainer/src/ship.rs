@@ -397,6 +397,16 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The command recorded in the card beside an exported model (`model.onnx` -> `model.json`).
+fn card_command(onnx: &Path) -> Option<String> {
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(onnx.with_extension("json")).ok()?).ok()?;
+    card.get("training")?
+        .get("command")?
+        .as_str()
+        .map(String::from)
+}
+
 /// The commands that reproduce an exported model, as written into its card.
 fn train_command(
     run: &Path,
@@ -414,10 +424,14 @@ fn train_command(
 }
 
 /// The `train` calls that made `run`: those of the run its `--init` weights came from (read
-/// from that run's state, when it is still there), then its own.
+/// from that run's state, when it is still there, or from the card beside an exported ONNX
+/// model), then its own.
 fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> String {
     let source = cfg.init.as_ref().and_then(|p| {
-        let (dir, state) = (p.parent()?, crate::train::source_state(p)?);
+        let Some(state) = crate::train::source_state(p) else {
+            return card_command(p).map(|c| c + " && ");
+        };
+        let dir = p.parent()?;
         // Guards against a run whose weights came, through a cycle, from itself.
         (depth < 8).then(|| train_steps(dir, &state.config, depth + 1) + " && ")
     });
@@ -538,6 +552,17 @@ mod tests {
         // A source run that is gone leaves only this run's own step.
         fine.init = Some(dir.join("gone/best.bpk"));
         assert_eq!(train_command(&dir, &fine, None).split(" && ").count(), 2);
+        // An exported model as --init: its card's command comes first.
+        let onnx = dir.join("shipped.onnx");
+        std::fs::write(
+            onnx.with_extension("json"),
+            r#"{"training": {"command": "train A && export A"}}"#,
+        )
+        .unwrap();
+        fine.init = Some(onnx.clone());
+        let cmd = train_command(&dir, &fine, None);
+        assert!(cmd.starts_with("train A && export A && "), "{cmd}");
+        assert!(cmd.contains(&format!("--init {}", onnx.display())), "{cmd}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
