@@ -96,20 +96,6 @@ pub fn gender_targets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::{Label, Split};
-
-    fn sample(name: &str, gender: u8) -> Sample {
-        Sample {
-            name: name.into(),
-            label: Label {
-                age: 30,
-                gender,
-                race: None,
-            },
-            split: Split::Train,
-            image: image::RgbImage::new(1, 1),
-        }
-    }
 
     #[test]
     fn teachers_average_in_logit_space_and_mix_with_labels() {
@@ -127,7 +113,11 @@ mod tests {
         // logit(0.9) + logit(0.1) = 0: the teachers cancel out.
         assert!((t["x"] - 0.5).abs() < 1e-5);
         assert!((t["y"] - 0.2).abs() < 1e-5);
-        let (x, y, z) = (sample("x", 1), sample("y", 0), sample("z", 1));
+        let (x, y, z) = (
+            Sample::fake("x", 1),
+            Sample::fake("y", 0),
+            Sample::fake("z", 1),
+        );
         let (targets, missing) = gender_targets(&[&x, &y, &z], &[1, 0, 1], &t, 0.5);
         assert_eq!(missing, 1);
         assert!((targets[0] - 0.75).abs() < 1e-5);

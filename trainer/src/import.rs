@@ -225,7 +225,7 @@ pub fn to_net(
 mod tests {
     use super::*;
     use crate::export::{encode, fold, to_onnx};
-    use burn::module::Module;
+    use crate::model::assert_same_outputs;
 
     fn crops(n: usize, s: usize) -> Vec<f32> {
         (0..n * 3 * s * s)
@@ -265,15 +265,7 @@ mod tests {
             let model = to_net(&back, &net, crops(16, 32), &dev).expect("builds");
             // Inference mode: the imported net computes what the exported one does.
             let x = || tensor(crops(4, 32), [4, 3, 32, 32], &dev);
-            let (a1, g1) = src.valid().forward(x());
-            let (a2, g2) = model.valid().forward(x());
-            for (p, q) in values(a1)
-                .iter()
-                .zip(values(a2))
-                .chain(values(g1).iter().zip(values(g2)))
-            {
-                assert!((p - q).abs() < if int8 { 0.1 } else { 1e-3 }, "{p} {q}");
-            }
+            assert_same_outputs(&src, &model, x, if int8 { 0.1 } else { 1e-3 });
         }
     }
 

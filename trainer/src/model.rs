@@ -245,6 +245,25 @@ impl AgeGenderNet {
     }
 }
 
+/// Asserts that two nets give the same age and gender logits (inference mode) on `input`.
+#[cfg(test)]
+pub fn assert_same_outputs(
+    a: &AgeGenderNet,
+    b: &AgeGenderNet,
+    input: impl Fn() -> Tensor<4>,
+    tol: f32,
+) {
+    let (age_a, gender_a) = a.valid().forward(input());
+    let (age_b, gender_b) = b.valid().forward(input());
+    for (p, q) in values(age_a)
+        .iter()
+        .zip(values(age_b))
+        .chain(values(gender_a).iter().zip(values(gender_b)))
+    {
+        assert!((p - q).abs() < tol, "{p} {q}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,15 +282,7 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
             .collect();
         let input = || Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 32, 32]), &dev);
-        let (a_old, g_old) = old.valid().forward(input());
-        let (a_new, g_new) = new.valid().forward(input());
-        for (a, b) in values(a_old)
-            .iter()
-            .zip(values(a_new))
-            .chain(values(g_old).iter().zip(values(g_new)))
-        {
-            assert!((a - b).abs() < 1e-4, "{a} {b}");
-        }
+        assert_same_outputs(&old, &new, input, 1e-4);
         // The new channels are live: their incoming weights are not all zero.
         let w = values(new.trunk[8].conv.weight.val());
         assert!(w[8 * 12..].iter().any(|v| *v != 0.0));

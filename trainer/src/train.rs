@@ -680,6 +680,19 @@ pub(crate) mod tests {
     /// would draw from it in turn and lose determinism, so they take this lock.
     pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    const QUIET: Control = Control {
+        resume: false,
+        quiet: true,
+        stop_after: None,
+    };
+
+    /// A fake UTKFace folder of 60 faces for one test, and its samples.
+    fn fake_samples(tag: &str) -> (PathBuf, Vec<Sample>) {
+        let data = fake_utk(tag, 60);
+        let (samples, _) = load_utk_dir(&data, None).unwrap();
+        (data, samples)
+    }
+
     pub fn tiny_config(epochs: usize) -> TrainConfig {
         TrainConfig {
             epochs,
@@ -826,12 +839,8 @@ pub(crate) mod tests {
     #[test]
     fn init_starts_from_the_given_weights_with_a_fresh_optimiser() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let data = fake_utk("init", 60);
-        let (samples, _) = load_utk_dir(&data, None).unwrap();
-        let quiet = Control {
-            quiet: true,
-            ..Control::default()
-        };
+        let (data, samples) = fake_samples("init");
+        let quiet = QUIET;
         let source = RunDir(data.join("source"));
         let cfg = tiny_config(1);
         train(&samples, &cfg, &source, quiet).unwrap();
@@ -901,12 +910,8 @@ pub(crate) mod tests {
     #[test]
     fn init_from_an_exported_onnx_model_continues_from_it() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let data = fake_utk("onnx-init", 60);
-        let (samples, _) = load_utk_dir(&data, None).unwrap();
-        let quiet = Control {
-            quiet: true,
-            ..Control::default()
-        };
+        let (data, samples) = fake_samples("onnx-init");
+        let quiet = QUIET;
         let cfg = TrainConfig {
             augment: false,
             ..tiny_config(1)
@@ -954,12 +959,8 @@ pub(crate) mod tests {
     #[test]
     fn label_fixes_change_only_the_training_targets() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let data = fake_utk("fixes", 60);
-        let (samples, _) = load_utk_dir(&data, None).unwrap();
-        let quiet = Control {
-            quiet: true,
-            ..Control::default()
-        };
+        let (data, samples) = fake_samples("fixes");
+        let quiet = QUIET;
         let fixes = |name: &str, rows: &mut dyn Iterator<Item = String>| {
             let path = data.join(name);
             let body: String = rows.map(|r| r + "\n").collect();
@@ -1013,12 +1014,8 @@ pub(crate) mod tests {
     #[test]
     fn distillation_trains_from_teacher_predictions() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let data = fake_utk("distil", 60);
-        let (samples, _) = load_utk_dir(&data, None).unwrap();
-        let quiet = Control {
-            quiet: true,
-            ..Control::default()
-        };
+        let (data, samples) = fake_samples("distil");
+        let quiet = QUIET;
         // Teachers in `eval --predictions` lines: one that agrees with every label, one that
         // contradicts every label.
         let teacher_file = |name: &str, flip: bool| {
