@@ -265,12 +265,7 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
             format!("conv{i}"),
             format!("relu{i}"),
         );
-        let dims = [
-            l.cout as i64,
-            (l.cin / l.groups) as i64,
-            l.kernel as i64,
-            l.kernel as i64,
-        ];
+        let dims = l.weight_shape().map(|d| d as i64);
         let per_out = c.weight.len() / l.cout.max(1);
         let of = move |i: usize| i / per_out;
         add_weight(

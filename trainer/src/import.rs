@@ -113,14 +113,10 @@ pub fn read_portable(bytes: &[u8], net: &NetConfig) -> Result<Portable, ImportEr
     );
     let mut convs = Vec::with_capacity(net.layers.len());
     for (i, l) in net.layers.iter().enumerate() {
-        let dims = [
-            l.cout as i64,
-            (l.cin / l.groups.max(1)) as i64,
-            l.kernel as i64,
-            l.kernel as i64,
-        ];
-        let per_out = (l.cin / l.groups.max(1)) * l.kernel * l.kernel;
-        let weight = w.weight(&format!("conv{i}_w"), &dims, |j| j / per_out.max(1))?;
+        let shape = l.weight_shape();
+        let per_out = shape[1..].iter().product::<usize>().max(1);
+        let dims = shape.map(|d| d as i64);
+        let weight = w.weight(&format!("conv{i}_w"), &dims, |j| j / per_out)?;
         let bias = w.weight(&format!("conv{i}_b"), &[l.cout as i64], |j| j)?;
         convs.push(FoldedConv {
             spec: *l,

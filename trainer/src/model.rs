@@ -26,6 +26,19 @@ pub struct LayerSpec {
     pub groups: usize,
 }
 
+impl LayerSpec {
+    /// The convolution weight's shape, `[cout, cin / groups, kernel, kernel]`, as burn and
+    /// ONNX both store it.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.cout,
+            self.cin / self.groups.max(1),
+            self.kernel,
+            self.kernel,
+        ]
+    }
+}
+
 /// The architecture, saved next to every checkpoint and model so they can be rebuilt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NetConfig {

@@ -428,10 +428,10 @@ fn train_command(
 /// model), then its own.
 fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> String {
     let source = cfg.init.as_ref().and_then(|p| {
-        let Some(state) = crate::train::source_state(p) else {
+        if crate::train::is_exported_model(p) {
             return card_command(p).map(|c| c + " && ");
-        };
-        let dir = p.parent()?;
+        }
+        let (dir, state) = (p.parent()?, crate::train::source_state(p)?);
         // Guards against a run whose weights came, through a cycle, from itself.
         (depth < 8).then(|| train_steps(dir, &state.config, depth + 1) + " && ")
     });

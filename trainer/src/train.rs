@@ -368,7 +368,7 @@ fn load_init(
     train_set: &[&Sample],
     device: &Device,
 ) -> Result<AgeGenderNet> {
-    if path.extension().is_some_and(|e| e == "onnx") {
+    if is_exported_model(path) {
         return import_onnx(net, path, train_set, device);
     }
     match source_state(path).map(|s| s.config.net) {
@@ -383,6 +383,11 @@ fn load_init(
         }
         _ => load_model(net, path, device),
     }
+}
+
+/// Whether `--init` names an exported ONNX model rather than a run's weights.
+pub fn is_exported_model(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "onnx")
 }
 
 /// Crops that set the imported norms' statistics: enough for stable per-channel figures.
