@@ -1,4 +1,4 @@
-//! The models compiled into the library: the BlazeFace detector always, the age/gender classifier
+//! The models compiled into the library: the YuNet detector always, the age/gender classifier
 //! and its model card when `model/agegender.onnx` and `model/agegender.json` were present at build
 //! time (see `build.rs`). The page (`src/wasm.rs`) and the native golden test use [`pipeline`], so
 //! both run exactly the same models.

@@ -18,6 +18,10 @@ pub const GENDER_OUTPUT: &str = "gender_logit";
 /// Below this estimated age, gender from a face is not reliable (UTKFace's infants): say so.
 pub const GENDER_MIN_AGE: f32 = 6.0;
 
+/// A gender is shown only when P(female) is at least this far from 0.5 (the page, the tracker
+/// and the verification rules all read it here).
+pub const GENDER_MARGIN: f32 = 0.2;
+
 /// How the age interval is derived from the predicted distribution; stored in the model card
 /// because the factor is calibrated on the validation split for each trained model.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
@@ -101,7 +105,7 @@ pub fn decode(age_logits: &[f32], gender_logit: f32, cal: &Calibration) -> Estim
     let std = var.max(0.0).sqrt();
     let half = (cal.interval_k * std).max(1.0);
     let p_female = sigmoid(gender_logit);
-    let confident = (p_female - 0.5).abs() >= 0.2;
+    let confident = (p_female - 0.5).abs() >= GENDER_MARGIN;
     Estimate {
         age: mean,
         age_std: std,

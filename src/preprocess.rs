@@ -12,12 +12,13 @@ pub const INPUT_SIZE: u32 = 64;
 pub const FRAME_SIZE: f32 = 200.0;
 
 /// Eye centres in UTKFace's 200x200 aligned frame, image-left eye first (the subject's right eye).
-/// Measured by running the detector over UTKFace crops (see `tests/calibrate_template.rs`):
-/// medians over 400 crops (all 400 detected) were [59.4, 61.0] and [137.2, 61.2]. UTKFace's
-/// crops are tight: the eyes are 78 px apart and high in the frame.
-pub const TEMPLATE_LEFT_EYE: [f32; 2] = [59.4, 61.0];
+/// Measured by running the detector (YuNet) over UTKFace crops (`tests/utkface_crops.rs`,
+/// `measure_template`): medians over 300 crops (all detected) were [60.3, 57.0] and
+/// [137.6, 56.7] (BlazeFace, before it, put them 4 px lower). UTKFace's crops are tight: the
+/// eyes are 77 px apart and high in the frame.
+pub const TEMPLATE_LEFT_EYE: [f32; 2] = [60.3, 57.0];
 /// Image-right eye (the subject's left eye) in the same frame.
-pub const TEMPLATE_RIGHT_EYE: [f32; 2] = [137.2, 61.2];
+pub const TEMPLATE_RIGHT_EYE: [f32; 2] = [137.6, 56.7];
 
 /// A similarity transform from output pixel coordinates `(u, v)` to source coordinates:
 /// `x = a*u - b*v + tx`, `y = b*u + a*v + ty`.

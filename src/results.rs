@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::KEYPOINTS;
 use crate::estimate::Estimate;
 
 /// All faces found in one image.
@@ -25,8 +26,9 @@ pub struct Face {
     pub box_norm: [f32; 4],
     /// Detector confidence in [0, 1].
     pub score: f32,
-    /// Image-left eye, image-right eye, nose, mouth, image-left ear, image-right ear, in pixels.
-    pub keypoints: [[f32; 2]; 6],
+    /// Image-left eye, image-right eye, nose tip, image-left and image-right mouth corners, in
+    /// pixels.
+    pub keypoints: [[f32; 2]; KEYPOINTS],
     /// Age and gender; `None` when no classifier is loaded or the face is too small to judge.
     pub estimate: Option<Estimate>,
     pub quality: Quality,

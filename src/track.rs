@@ -9,11 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::estimate::{Estimate, GENDER_MIN_AGE};
+use crate::detect::nms::iou;
+use crate::estimate::{Estimate, GENDER_MARGIN, GENDER_MIN_AGE};
 use crate::results::{Analysis, Face};
-
-/// `estimate::decode` shows a gender only when P(female) is this far from 0.5.
-const GENDER_MARGIN: f32 = 0.2;
 
 /// Tracker settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,19 +76,6 @@ pub struct Tracker {
     options: TrackOptions,
     tracks: Vec<Track>,
     next_id: u32,
-}
-
-/// Intersection over union of two `[x, y, w, h]` boxes; 0 for empty or degenerate boxes.
-pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
-    let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
-    let inter = ix.max(0.0) * iy.max(0.0);
-    let union = a[2].max(0.0) * a[3].max(0.0) + b[2].max(0.0) * b[3].max(0.0) - inter;
-    if union > 0.0 && inter.is_finite() {
-        inter / union
-    } else {
-        0.0
-    }
 }
 
 /// Weight of the new value after `dt` ms; a first value, or a clock gone wrong, takes over.
@@ -251,7 +236,7 @@ mod tests {
             box_px: [x * 640.0, 100.0, 100.0, 100.0],
             box_norm: [x, 0.2, 0.15, 0.2],
             score: 0.9,
-            keypoints: [[0.0; 2]; 6],
+            keypoints: [[0.0; 2]; crate::detect::KEYPOINTS],
             estimate: Some(Estimate {
                 age,
                 age_std: 4.0,
@@ -276,16 +261,6 @@ mod tests {
             height: 480,
             faces,
         }
-    }
-
-    #[test]
-    fn iou_of_boxes() {
-        let a = [0.0, 0.0, 2.0, 2.0];
-        assert_eq!(iou(&a, &a), 1.0);
-        assert_eq!(iou(&a, &[1.0, 0.0, 2.0, 2.0]), 2.0 / 6.0);
-        assert_eq!(iou(&a, &[5.0, 5.0, 1.0, 1.0]), 0.0);
-        assert_eq!(iou(&[0.0; 4], &[0.0; 4]), 0.0);
-        assert_eq!(iou(&a, &[f32::NAN; 4]), 0.0);
     }
 
     #[test]

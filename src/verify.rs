@@ -382,7 +382,8 @@ mod tests {
     }
 
     fn face(age: f32, half: f32, p_female: f32) -> FaceEvidence {
-        let reliable = age >= GENDER_MIN_AGE && (p_female - 0.5).abs() >= 0.2;
+        let reliable =
+            age >= GENDER_MIN_AGE && (p_female - 0.5).abs() >= crate::estimate::GENDER_MARGIN;
         FaceEvidence {
             estimate: Some(Estimate {
                 age,

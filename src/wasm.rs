@@ -60,7 +60,8 @@ impl Analyzer {
         to_js(&analysis)
     }
 
-    /// Which models are loaded: `{ version, detector, detector_input, classifier, calibration }`
+    /// Which models are loaded: `{ version, detector, working_size, classifier, calibration }`
+    /// (`working_size`: the default longer side photos are detected at)
     /// (`classifier` and `calibration` are `null` in a build without the age/gender model).
     #[wasm_bindgen(js_name = modelInfo)]
     pub fn model_info(&self) -> Result<JsValue, JsError> {
@@ -79,7 +80,7 @@ pub fn version() -> String {
 struct ModelInfo {
     version: &'static str,
     detector: &'static str,
-    detector_input: u32,
+    working_size: u32,
     classifier: Option<String>,
     calibration: Option<Calibration>,
 }
@@ -88,8 +89,8 @@ impl ModelInfo {
     fn of(pipeline: &Pipeline) -> Self {
         Self {
             version: env!("CARGO_PKG_VERSION"),
-            detector: "MediaPipe BlazeFace (back camera)",
-            detector_input: pipeline.detector().input_size(),
+            detector: "YuNet (libfacedetection, yunet_n)",
+            working_size: crate::detect::DetectOptions::default().working_size,
             classifier: pipeline
                 .classifier()
                 .map(|_| embedded::classifier_name().unwrap_or_else(|| "agegender".into())),

@@ -483,7 +483,7 @@ fn nan_options_are_refused() {
     let cases: [fn(&mut Options); 5] = [
         |o| o.detect.score_threshold = f32::NAN,
         |o| o.detect.iou_threshold = f32::NAN,
-        |o| o.detect.min_face = f32::INFINITY,
+        |o| o.detect.margin = f32::INFINITY,
         |o| o.min_eye_distance = f32::NAN,
         |o| o.min_sharpness = f32::NEG_INFINITY,
     ];

@@ -159,22 +159,31 @@ fn nothing_is_found_in_nonface() {
 }
 
 #[test]
-fn small_face_in_a_large_generated_canvas_is_found_by_the_pyramid() {
+fn close_ups_that_fill_or_overflow_the_frame_are_found() {
     let Some(root) = data_dir() else { return };
-    // person-vlado's face (about 170 px) shrunk 4x and pasted into a 2400x1800 noise canvas:
-    // too small for the whole-image pass, so only the finer windows can find it.
+    // person-vlado's face is about 170 px wide, centred near (605, 200): squares around it from
+    // loose to so tight that the face is cut off on every side.
     let photo = decode::open(root.join("photos/person-vlado.jpg")).expect("photo");
-    let small = imageops::resize(&photo, 256, 192, imageops::FilterType::Triangle);
-    let mut canvas = noise(2400, 1800, 7);
-    imageops::replace(&mut canvas, &small, 1500, 1100);
-    let dets = Detector::new()
-        .expect("detector")
-        .detect(&canvas, &DetectOptions::default())
-        .expect("detect");
-    // The face centre was at (605, 200) in the photo.
-    let centre = [1500.0 + 605.0 / 4.0, 1100.0 + 200.0 / 4.0];
-    assert_eq!(dets.len(), 1, "{dets:?}");
-    assert!(contains(&dets[0], centre), "{dets:?}");
+    let detector = Detector::new().expect("detector");
+    let centre = [605.0f32, 200.0];
+    for side in [360u32, 240, 180, 140] {
+        let x0 = (centre[0] - side as f32 / 2.0) as u32;
+        let y0 = (centre[1] - side as f32 / 2.0).max(0.0) as u32;
+        let crop = imageops::crop_imm(&photo, x0, y0, side, side).to_image();
+        let dets = detector
+            .detect(&crop, &DetectOptions::default())
+            .expect("detect");
+        let c = [centre[0] - x0 as f32, centre[1] - y0 as f32];
+        println!("{side}x{side} close-up: {dets:?}");
+        assert_eq!(dets.len(), 1, "{side}: {dets:?}");
+        assert!(contains(&dets[0], c), "{side}: {dets:?}");
+        // Both eyes above the centre and on either side of it.
+        let (l, r) = (dets[0].keypoints[0], dets[0].keypoints[1]);
+        assert!(
+            l[0] < c[0] && c[0] < r[0] && l[1] < c[1] && r[1] < c[1],
+            "{side}: {dets:?}"
+        );
+    }
 }
 
 /// Deterministic coloured noise (a small LCG: no extra dependency).

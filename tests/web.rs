@@ -47,9 +47,9 @@ fn constructs_and_reports_its_models() {
             get(&info, "detector")
                 .as_string()
                 .unwrap()
-                .contains("BlazeFace")
+                .contains("YuNet")
         );
-        assert_eq!(get(&info, "detector_input").as_f64(), Some(256.0));
+        assert_eq!(get(&info, "working_size").as_f64(), Some(640.0));
     });
 }
 
@@ -157,7 +157,7 @@ fn one_face(estimate: Option<(f32, f32, f32)>, too_small: bool) -> JsValue {
         "width": 640, "height": 480,
         "faces": [{
             "box_px": [100.0, 100.0, 120.0, 120.0], "box_norm": [0.15, 0.2, 0.19, 0.25],
-            "score": 0.9, "keypoints": [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], "estimate": estimate,
+            "score": 0.9, "keypoints": [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], "estimate": estimate,
             "quality": { "too_small": too_small, "blurry": false, "cut_off": false,
                          "eye_distance": 40.0, "sharpness": 300.0 },
         }],

@@ -79,7 +79,7 @@ async function setupOrt(hasClassifierFile) {
   ort.env.logLevel = 'error';
   const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
   state.ort = ort;
-  state.ortDet = await ort.InferenceSession.create(await fetchBytes('/model/face_detection_back_256x256_barracuda.onnx'), opts);
+  state.ortDet = await ort.InferenceSession.create(await fetchBytes('/model/yunet_n.onnx'), opts);
   if (hasClassifierFile) {
     state.ortCls = await ort.InferenceSession.create(await fetchBytes('/model/agegender.onnx'), opts);
   }
@@ -116,10 +116,11 @@ function input(len) {
 /** Model-level and per-face measures: name -> function doing one unit of work. */
 function modelMeasures() {
   const m = {};
-  const det = input(256 * 256 * 3);
+  // One 640x480 frame, as tractbench's RAW_DETECTOR_SHAPE.
+  const det = input(3 * 480 * 640);
   if (state.tract) m['tract detector model'] = () => state.tract.rawDetector(det);
   if (state.ortDet) {
-    const t = new state.ort.Tensor('float32', det, [1, 256, 256, 3]);
+    const t = new state.ort.Tensor('float32', det, [1, 3, 480, 640]);
     const name = state.ortDet.inputNames[0];
     m['ort detector model'] = () => state.ortDet.run({ [name]: t });
   }

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let (small, _) = fit_within(&img, FUZZ_SIDE);
     let opts = Options {
         detect: agegender::DetectOptions {
-            max_windows: 4,
+            working_size: 256,
             ..Default::default()
         },
         ..Default::default()

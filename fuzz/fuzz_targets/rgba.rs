@@ -32,7 +32,7 @@ fuzz_target!(|input: Input| {
     }
     let opts = Options {
         detect: agegender::DetectOptions {
-            max_windows: 4,
+            working_size: 256,
             ..Default::default()
         },
         ..Default::default()

@@ -1,30 +1,33 @@
-//! Face detection with MediaPipe BlazeFace (the 256x256 "back camera" model, which is made for
-//! faces that fill little of the frame) run by tract, over a pyramid of windows (see [`tiles`]),
-//! merged by weighted non-max suppression (see [`nms`]).
+//! Face detection with YuNet (`model/DETECTOR.md`), run by tract in one pass over the image
+//! scaled to a working size and padded by a margin, so that faces from a few pixels wide to ones
+//! that fill or overflow the frame are found alike; overlapping candidates are merged by
+//! weighted non-max suppression (see [`nms`]).
 //!
 //! Coordinates are image pixels with continuous edges: pixel `i` spans `[i, i + 1)`.
 
-pub mod anchors;
 pub mod nms;
-mod onnx;
-pub use onnx::patch_constant_of_shape;
-pub mod tiles;
+pub mod onnx;
+pub mod yunet;
+
+use std::sync::Mutex;
 
 use image::{RgbImage, imageops};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
-use anchors::{Anchor, KEYPOINTS, VALUES_PER_ANCHOR};
 
-/// The embedded detector: BlazeFace back-camera model, 256x256 (see `model/DETECTOR.md`).
-pub static BLAZEFACE_BACK_256: &[u8] =
-    include_bytes!("../../model/face_detection_back_256x256_barracuda.onnx");
+/// The embedded detector: YuNet (libfacedetection.train's `yunet_n`, dynamic input size).
+pub static YUNET: &[u8] = include_bytes!("../../model/yunet_n.onnx");
 
+/// Number of keypoints per face, in YuNet's order.
+pub const KEYPOINTS: usize = 5;
 /// Index of the image-left eye (the subject's right eye) in [`Detection::keypoints`].
 pub const LEFT_EYE: usize = 0;
 /// Index of the image-right eye.
 pub const RIGHT_EYE: usize = 1;
+/// Index of the nose tip.
+pub const NOSE: usize = 2;
 
 /// One detected face.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -33,7 +36,7 @@ pub struct Detection {
     pub score: f32,
     /// `[x, y, width, height]` in image pixels.
     pub bbox: [f32; 4],
-    /// Image-left eye, image-right eye, nose, mouth, image-left ear, image-right ear.
+    /// Image-left eye, image-right eye, nose tip, image-left and image-right mouth corners.
     pub keypoints: [[f32; 2]; KEYPOINTS],
 }
 
@@ -46,104 +49,217 @@ impl Detection {
 }
 
 /// Detection settings.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DetectOptions {
-    /// Minimum confidence of a face on its second look (see `Detector::verify`). Candidates
-    /// from the first look need `CANDIDATE_SCORE`.
+    /// Minimum confidence of a face.
     pub score_threshold: f32,
     /// Overlap above which candidates are merged into one face.
     pub iou_threshold: f32,
-    /// Smallest face width, in image pixels, worth searching for with finer windows.
-    pub min_face: f32,
-    /// Upper bound on model runs per image (each costs one inference).
-    pub max_windows: usize,
+    /// Side of the square canvas the image is scaled down onto (inside the margin; never up),
+    /// rounded up to a multiple of 32. Larger finds smaller faces and costs quadratically more.
+    pub working_size: u32,
+    /// Blank border kept on every side of the canvas, as a fraction of its side, so that faces
+    /// filling or overflowing the frame look like the faces the detector learnt on.
+    pub margin: f32,
 }
 
 impl Default for DetectOptions {
     fn default() -> Self {
         Self {
-            score_threshold: 0.7,
+            score_threshold: 0.75,
             iou_threshold: 0.3,
-            min_face: 24.0,
-            max_windows: 40,
+            working_size: 640,
+            margin: 0.1,
         }
     }
 }
 
-/// Pyramid levels reduced at least this much are box-averaged (see `Detector::detect`).
+/// Largest margin accepted: beyond it the image would have almost no room.
+pub const MAX_MARGIN: f32 = 0.45;
+
+/// Working sizes accepted: below 32 the grid is empty; above 4096 a pass costs seconds.
+pub const WORKING_SIZES: std::ops::RangeInclusive<u32> = 32..=4096;
+
+impl DetectOptions {
+    /// Rejects settings that would silently find nothing or cost unbounded time.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value, ok) in [
+            (
+                "detect.score_threshold",
+                self.score_threshold,
+                self.score_threshold.is_finite(),
+            ),
+            (
+                "detect.iou_threshold",
+                self.iou_threshold,
+                self.iou_threshold.is_finite(),
+            ),
+            (
+                "detect.working_size",
+                self.working_size as f32,
+                WORKING_SIZES.contains(&self.working_size),
+            ),
+            (
+                "detect.margin",
+                self.margin,
+                (0.0..=MAX_MARGIN).contains(&self.margin),
+            ),
+        ] {
+            if !ok {
+                return Err(Error::InvalidOption { name, value });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where an image lies on the detector's square input canvas: scaled by `scale` to fit inside the
+/// margin (never enlarged), centred, with its top-left corner at `offset`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Canvas {
+    pub scale: f32,
+    pub offset: (u32, u32),
+    /// The scaled image's size.
+    pub content: (u32, u32),
+    /// The canvas side: the working size rounded up to the coarsest stride.
+    pub side: u32,
+}
+
+impl Canvas {
+    /// The canvas for a `width` x `height` image.
+    pub fn new(width: u32, height: u32, opts: &DetectOptions) -> Self {
+        let side = canvas_side(opts.working_size);
+        let margin = (opts.margin.clamp(0.0, MAX_MARGIN) * side as f32).round() as u32;
+        let room = side - 2 * margin;
+        // Never enlarged: faces over about 400 canvas pixels are found less often (UTKFace's
+        // 200x200 crops enlarged 2.56x: 249 of 253 found with no margin, against 253 at 1x).
+        let scale = (room as f32 / width.max(height).max(1) as f32).min(1.0);
+        let fit = |v: u32| ((v as f32 * scale).round() as u32).clamp(1, room);
+        let content = (fit(width), fit(height));
+        Self {
+            scale,
+            offset: ((side - content.0) / 2, (side - content.1) / 2),
+            content,
+            side,
+        }
+    }
+
+    /// A canvas point in image pixels.
+    pub fn to_image(&self, p: [f32; 2]) -> [f32; 2] {
+        [
+            (p[0] - self.offset.0 as f32) / self.scale,
+            (p[1] - self.offset.1 as f32) / self.scale,
+        ]
+    }
+
+    /// The model's input: the image scaled onto the canvas as BGR planes in 0-255 (YuNet's
+    /// training format), black around it.
+    pub fn input(&self, img: &RgbImage) -> Result<Tensor> {
+        let (cw, ch) = self.content;
+        let scaled = if img.dimensions() == (cw, ch) {
+            std::borrow::Cow::Borrowed(img)
+        } else if cw * THUMBNAIL_RATIO <= img.width() && ch * THUMBNAIL_RATIO <= img.height() {
+            // Box averaging for large reductions: a Triangle resize costs more per output pixel
+            // the larger the reduction; at milder ones its finer filtering keeps small faces.
+            std::borrow::Cow::Owned(imageops::thumbnail(img, cw, ch))
+        } else {
+            std::borrow::Cow::Owned(imageops::resize(
+                img,
+                cw,
+                ch,
+                imageops::FilterType::Triangle,
+            ))
+        };
+        let n = self.side as usize;
+        let plane = n * n;
+        let mut data = vec![0.0f32; 3 * plane];
+        let (ox, oy) = (self.offset.0 as usize, self.offset.1 as usize);
+        for (y, row) in scaled.rows().enumerate() {
+            let at = (y + oy) * n + ox;
+            for (x, p) in row.enumerate() {
+                // BGR plane order.
+                data[at + x] = p.0[2] as f32;
+                data[plane + at + x] = p.0[1] as f32;
+                data[2 * plane + at + x] = p.0[0] as f32;
+            }
+        }
+        Tensor::from_shape(&[1, 3, n, n], &data).map_err(|e| Error::model("detector", e))
+    }
+}
+
+/// The canvas side for a working size: a multiple of the coarsest stride.
+fn canvas_side(working_size: u32) -> u32 {
+    working_size.next_multiple_of(yunet::STRIDES[yunet::STRIDES.len() - 1])
+}
+
+/// Reductions at least this large are box-averaged (see `Canvas::input`).
 const THUMBNAIL_RATIO: u32 = 3;
 
-/// Minimum first-look score for a candidate to get a second look.
-pub const CANDIDATE_SCORE: f32 = 0.5;
-/// Face box size in the verification window, as a fraction of its side. Small, with context
-/// around it, as the back-camera model was trained: at 0.25 real faces scored >= 0.78 on the
-/// sample photos and false alarms (a cat, hands) <= 0.66; at 0.4 they overlapped.
-const VERIFY_FACE_SIZE: f32 = 0.25;
-/// Candidates below this score are ignored when verifying.
-const VERIFY_MIN_SCORE: f32 = 0.3;
-/// A re-detection must overlap the expected box this much...
-const VERIFY_MIN_IOU: f32 = 0.4;
-/// ...and have its eyes within this angle (radians, 20 degrees) of level.
-const VERIFY_MAX_TILT: f32 = 0.35;
-
-/// A loaded detector; build once, run on many images.
+/// A loaded detector; build once, run on many images of any size.
 pub struct Detector {
-    plan: onnx::Plan,
-    input: u32,
-    anchors: Vec<Anchor>,
+    model: InferenceModel,
+    /// Optimised plans by canvas side: tract plans for concrete shapes, and optimising one takes
+    /// about 40 ms natively, so each size is optimised once ([`Detector::prepare`]).
+    plans: Mutex<Vec<(u32, onnx::Plan)>>,
+    /// Per stride, the output indices of its class, objectness, box and keypoint tensors.
+    outputs: [[usize; 4]; 3],
 }
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Detector")
-            .field("input", &self.input)
+            .field("outputs", &self.outputs)
             .finish()
     }
 }
 
 impl Detector {
-    /// The embedded BlazeFace model.
+    /// The embedded YuNet model, with the plan for the default working size made.
     pub fn new() -> Result<Self> {
-        Self::from_bytes(BLAZEFACE_BACK_256)
+        Self::from_bytes(YUNET)
     }
 
-    /// Loads a BlazeFace ONNX model (NHWC RGB input in [-1, 1], 896 anchors).
+    /// Loads a YuNet ONNX model (`[1, 3, H, W]` BGR input, outputs `cls_8` ... `kps_32`) and
+    /// makes the plan for the default working size.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let plan = onnx::load(bytes)?;
-        let fact = plan
-            .model()
-            .input_fact(0)
-            .map_err(|e| Error::model("detector", e))?;
-        let shape: Option<Vec<usize>> = fact.shape.as_concrete().map(|s| s.to_vec());
-        let input = match shape.as_deref() {
-            Some([1, h, w, 3]) if h == w && *h >= 32 => *h as u32,
-            other => {
-                return Err(Error::Model {
-                    model: "detector",
-                    message: format!("expected a [1, S, S, 3] input, got {other:?}"),
-                });
-            }
-        };
-        // Both BlazeFace short-range models (128 front, 256 back) use these 896 anchors.
-        let anchors = anchors::grid(16, 2)
-            .into_iter()
-            .chain(anchors::grid(8, 6))
-            .collect();
+        let model = onnx::parse(bytes)?;
+        let side = canvas_side(DetectOptions::default().working_size);
+        let plan = onnx::plan(&model, side as usize)?;
+        let outputs = output_order(&onnx::output_names(&plan)?)?;
         Ok(Self {
-            plan,
-            input,
-            anchors,
+            model,
+            plans: Mutex::new(vec![(side, plan)]),
+            outputs,
         })
     }
 
-    /// Side of the model's square input.
-    pub fn input_size(&self) -> u32 {
-        self.input
+    /// Makes the plan for `opts.working_size` now, if it is not made yet, so that the first
+    /// image at that size does not wait for it (the webcam prepares its smaller size this way).
+    pub fn prepare(&self, opts: &DetectOptions) -> Result<()> {
+        opts.validate()?;
+        self.plan(canvas_side(opts.working_size)).map(drop)
+    }
+
+    fn plan(&self, side: u32) -> Result<onnx::Plan> {
+        // A poisoned lock only means another call panicked while holding it; the list itself is
+        // always valid.
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = plans.iter().find(|(s, _)| *s == side) {
+            return Ok(p.clone());
+        }
+        let p = onnx::plan(&self.model, side as usize)?;
+        // A few sizes at most are ever used; bound the cache all the same.
+        if plans.len() >= MAX_PLANS {
+            plans.remove(1);
+        }
+        plans.push((side, p.clone()));
+        Ok(p)
     }
 
     /// Finds faces in `img`, best score first.
     pub fn detect(&self, img: &RgbImage, opts: &DetectOptions) -> Result<Vec<Detection>> {
+        opts.validate()?;
         let (w, h) = img.dimensions();
         if w == 0 || h == 0 {
             return Err(Error::EmptyImage {
@@ -151,199 +267,253 @@ impl Detector {
                 height: h,
             });
         }
-        let levels = tiles::plan(w, h, self.input, opts.min_face, opts.max_windows.max(1));
-        let mut found = Vec::new();
-        for level in &levels {
-            let scaled = if (level.width, level.height) == (w, h) {
-                std::borrow::Cow::Borrowed(img)
-            } else if level.width * THUMBNAIL_RATIO <= w && level.height * THUMBNAIL_RATIO <= h {
-                // Box averaging for large reductions: a Triangle resize costs more per output
-                // pixel the larger the reduction (the whole-image level was most of the 8-15% of
-                // detection time spent resizing); at milder ones its finer filtering kept a
-                // borderline face in `stock-group-1.jpg` that box averaging lost.
-                std::borrow::Cow::Owned(imageops::thumbnail(img, level.width, level.height))
-            } else {
-                let filter = imageops::FilterType::Triangle;
-                std::borrow::Cow::Owned(imageops::resize(img, level.width, level.height, filter))
-            };
-            let (fx, fy) = level.factors(w, h);
-            for &[x0, y0] in &level.windows {
-                for raw in self.run_window(&scaled, x0, y0, CANDIDATE_SCORE)? {
-                    let n = self.input as f32;
-                    let to_img =
-                        |p: [f32; 2]| [(x0 as f32 + p[0] * n) / fx, (y0 as f32 + p[1] * n) / fy];
-                    let (bx0, by0) = (raw.cx - raw.w / 2.0, raw.cy - raw.h / 2.0);
-                    let (bx1, by1) = (raw.cx + raw.w / 2.0, raw.cy + raw.h / 2.0);
-                    // A face cut by a window edge inside the image is whole in a neighbouring
-                    // window (they overlap) or on a coarser level: drop the partial view.
-                    let cut = |lo: f32, hi: f32, origin: u32, len: u32| {
-                        let (a, b) = (origin as f32 + lo * n, origin as f32 + hi * n);
-                        (origin > 0 && a < origin as f32 + 1.0)
-                            || (origin + self.input < len && b > (origin + self.input) as f32 - 1.0)
-                    };
-                    if level.windows.len() > 1
-                        && (cut(bx0, bx1, x0, level.width) || cut(by0, by1, y0, level.height))
-                    {
-                        continue;
-                    }
-                    let [x, y] = to_img([bx0, by0]);
-                    let [x1, y1] = to_img([bx1, by1]);
-                    found.push(Detection {
-                        score: raw.score,
-                        bbox: [x, y, x1 - x, y1 - y],
-                        keypoints: raw.keypoints.map(to_img),
-                    });
+        let canvas = Canvas::new(w, h, opts);
+        let found = self.detect_canvas(canvas.input(img)?, canvas.side, opts)?;
+        Ok(found
+            .into_iter()
+            .map(|d| {
+                let [x0, y0] = canvas.to_image([d.bbox[0], d.bbox[1]]);
+                let [x1, y1] = canvas.to_image([d.bbox[0] + d.bbox[2], d.bbox[1] + d.bbox[3]]);
+                Detection {
+                    score: d.score,
+                    bbox: [x0, y0, x1 - x0, y1 - y0],
+                    keypoints: d.keypoints.map(|p| canvas.to_image(p)),
                 }
-            }
-        }
-        let merged = nms::weighted(found, opts.iou_threshold);
-        let mut verified = Vec::with_capacity(merged.len());
-        for det in &merged {
-            if let Some(v) = self.verify(img, det)?
-                && v.score >= opts.score_threshold
-            {
-                verified.push(v);
-            }
-        }
-        Ok(nms::weighted(verified, opts.iou_threshold))
+            })
+            .collect())
     }
 
-    /// Second look at a candidate: re-runs the model on a window where the candidate is centred,
-    /// upright (eyes level) and at the size the model likes best. A real face is found again at
-    /// that place, size and angle with a high score; most false alarms (animals, hands, patterns
-    /// seen at the wrong scale) are not. Returns the re-detection mapped back to the image, with
-    /// the score-weighted mean of the consistent candidates' boxes and keypoints (steadier than
-    /// the first look's), or `None`.
-    fn verify(&self, img: &RgbImage, det: &Detection) -> Result<Option<Detection>> {
-        let n = self.input as f32;
-        let (l, r) = (det.keypoints[LEFT_EYE], det.keypoints[RIGHT_EYE]);
-        let size = det.bbox[2].max(det.bbox[3]);
-        if size.is_nan() || size <= 1.0 {
-            return Ok(None);
+    /// Runs the model on a prepared `side` x `side` canvas tensor and returns the merged faces in
+    /// canvas pixels.
+    pub fn detect_canvas(
+        &self,
+        input: Tensor,
+        side: u32,
+        opts: &DetectOptions,
+    ) -> Result<Vec<Detection>> {
+        let outputs = self.run(input)?;
+        let slice = |i: usize| -> Result<&[f32]> {
+            outputs
+                .get(i)
+                .ok_or_else(|| Error::ModelOutput {
+                    model: "detector",
+                    message: format!("{} outputs", outputs.len()),
+                })?
+                .try_as_plain_ram()
+                .and_then(|p| p.as_slice::<f32>())
+                .map_err(|e| Error::ModelOutput {
+                    model: "detector",
+                    message: format!("{e:#}"),
+                })
+        };
+        let mut found = Vec::new();
+        for (idx, stride) in self.outputs.iter().zip(yunet::STRIDES) {
+            let level = yunet::Level {
+                stride,
+                cls: slice(idx[0])?,
+                obj: slice(idx[1])?,
+                bbox: slice(idx[2])?,
+                kps: slice(idx[3])?,
+            };
+            let dets =
+                yunet::decode(&level, side, side, opts.score_threshold).ok_or_else(|| {
+                    Error::ModelOutput {
+                        model: "detector",
+                        message: format!(
+                            "stride {stride} outputs do not fit a {side}x{side} canvas"
+                        ),
+                    }
+                })?;
+            found.extend(dets);
         }
-        let angle = (r[1] - l[1]).atan2(r[0] - l[0]);
-        // Window-to-image map in edge coordinates: x = a*u - b*v + tx, y = b*u + a*v + ty.
-        let s = size / (VERIFY_FACE_SIZE * n);
-        let (a, b) = (s * angle.cos(), s * angle.sin());
-        let (cx, cy) = (
-            det.bbox[0] + det.bbox[2] / 2.0,
-            det.bbox[1] + det.bbox[3] / 2.0,
-        );
-        let c = n / 2.0;
-        let (tx, ty) = (cx - (a * c - b * c), cy - (b * c + a * c));
-        // `warp` works in pixel-centre coordinates.
-        let m = crate::preprocess::Similarity {
-            a,
-            b,
-            tx: tx + 0.5 * (a - b) - 0.5,
-            ty: ty + 0.5 * (a + b) - 0.5,
-        };
-        let window = crate::preprocess::warp(img, &m, self.input);
-        let to_img = |p: [f32; 2]| {
-            let (u, v) = (p[0] * n, p[1] * n);
-            [a * u - b * v + tx, b * u + a * v + ty]
-        };
-        let expected = {
-            let half = VERIFY_FACE_SIZE / 2.0;
-            [0.5 - half, 0.5 - half, VERIFY_FACE_SIZE, VERIFY_FACE_SIZE]
-        };
-        let mut group = Vec::new();
-        for raw in self.run_window(&window, 0, 0, VERIFY_MIN_SCORE)? {
-            let bbox = [raw.cx - raw.w / 2.0, raw.cy - raw.h / 2.0, raw.w, raw.h];
-            let (kl, kr) = (raw.keypoints[LEFT_EYE], raw.keypoints[RIGHT_EYE]);
-            let tilt = (kr[1] - kl[1]).atan2(kr[0] - kl[0]).abs();
-            if nms::iou(&bbox, &expected) >= VERIFY_MIN_IOU && tilt <= VERIFY_MAX_TILT {
-                let centre = to_img([raw.cx, raw.cy]);
-                let (w, h) = (raw.w * n * s, raw.h * n * s);
-                group.push(Detection {
-                    score: raw.score,
-                    bbox: [centre[0] - w / 2.0, centre[1] - h / 2.0, w, h],
-                    keypoints: raw.keypoints.map(to_img),
+        Ok(nms::weighted(found, opts.iou_threshold))
+    }
+
+    /// One raw model run on a `[1, 3, H, W]` tensor (the benchmark times this alone); a plan for
+    /// a square input is made on first use, any other shape gets a plan of its own each time.
+    pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
+        let plan = match input.shape() {
+            [1, 3, h, w] if h == w && *h <= u32::MAX as usize => self.plan(*h as u32)?,
+            [1, 3, h, w] => {
+                let model = self
+                    .model
+                    .clone()
+                    .with_input_fact(0, f32::fact([1, 3, *h, *w]).into());
+                model
+                    .and_then(|m| m.into_optimized())
+                    .and_then(|m| m.into_runnable())
+                    .map_err(|e| Error::model("detector", e))?
+            }
+            other => {
+                return Err(Error::Model {
+                    model: "detector",
+                    message: format!("input of shape {other:?}, expected [1, 3, H, W]"),
                 });
             }
-        }
-        // All consistent candidates overlap the expected box, so they merge into one.
-        Ok(nms::weighted(group, 0.0).into_iter().next())
-    }
-
-    /// Runs the model on the `input`-sized window at `(x0, y0)` of `img` (black beyond its edges)
-    /// and returns the candidates scoring at least `threshold`, in normalised window coordinates.
-    fn run_window(
-        &self,
-        img: &RgbImage,
-        x0: u32,
-        y0: u32,
-        threshold: f32,
-    ) -> Result<Vec<anchors::Raw>> {
-        let n = self.input as usize;
-        // Black is -1 after normalisation.
-        let mut data = vec![-1.0f32; n * n * 3];
-        let (w, h) = img.dimensions();
-        let raw = img.as_raw();
-        let (cw, ch) = (
-            (w.saturating_sub(x0) as usize).min(n),
-            (h.saturating_sub(y0) as usize).min(n),
-        );
-        for v in 0..ch {
-            let src = ((y0 as usize + v) * w as usize + x0 as usize) * 3;
-            let dst = v * n * 3;
-            for (d, s) in data[dst..dst + cw * 3]
-                .iter_mut()
-                .zip(&raw[src..src + cw * 3])
-            {
-                *d = *s as f32 / 127.5 - 1.0;
-            }
-        }
-        let tensor =
-            Tensor::from_shape(&[1, n, n, 3], &data).map_err(|e| Error::model("detector", e))?;
-        let outputs = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(|e| Error::model("detector", e))?;
-        let (scores, boxes) = split_outputs(&outputs, self.anchors.len())?;
-        let mut out = Vec::new();
-        for (i, (&logit, anchor)) in scores.iter().zip(&self.anchors).enumerate() {
-            // The 256 model emits huge logits; sigmoid clamps them.
-            let score = crate::estimate::sigmoid(logit);
-            if score >= threshold {
-                let values = &boxes[i * VALUES_PER_ANCHOR..(i + 1) * VALUES_PER_ANCHOR];
-                out.push(anchors::decode(*anchor, values, score, self.input as f32));
-            }
-        }
-        Ok(out)
+        };
+        plan.run(tvec!(input.into()))
+            .map_err(|e| Error::model("detector", e))
     }
 }
 
-/// Gathers the score logits and regression values of all anchors from the model outputs. The
-/// Barracuda export has one score and one regression output per feature map (16x16 first); a
-/// merged export has one of each: both are accepted, ordered by anchor count, largest first.
-fn split_outputs(outputs: &[TValue], anchors: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-    let bad = |message: String| Error::ModelOutput {
-        model: "detector",
-        message,
-    };
-    let mut scores: Vec<&[f32]> = Vec::new();
-    let mut boxes: Vec<&[f32]> = Vec::new();
-    for t in outputs {
-        let values = t
-            .try_as_plain_ram()
-            .and_then(|p| p.as_slice::<f32>())
-            .map_err(|e| bad(format!("{e:#}")))?;
-        match t.shape().last() {
-            Some(&VALUES_PER_ANCHOR) => boxes.push(values),
-            Some(1) => scores.push(values),
-            _ => return Err(bad(format!("output of shape {:?}", t.shape()))),
+/// Plans kept at most (the default size is never evicted).
+const MAX_PLANS: usize = 4;
+
+/// Per stride, the indices of the `cls`, `obj`, `bbox` and `kps` outputs. tract keeps the ONNX
+/// output names as outlet labels; a file whose outputs lack them is taken in the order of the
+/// upstream export (`cls_8, cls_16, cls_32, obj_8, ..., kps_32`).
+fn output_order(names: &[String]) -> Result<[[usize; 4]; 3]> {
+    if names.len() != 12 {
+        return Err(Error::Model {
+            model: "detector",
+            message: format!("{} outputs, expected 12 (outputs: {names:?})", names.len()),
+        });
+    }
+    let mut outputs = [[0; 4]; 3];
+    for (s, (slot, stride)) in outputs.iter_mut().zip(yunet::STRIDES).enumerate() {
+        for (k, kind) in ["cls", "obj", "bbox", "kps"].into_iter().enumerate() {
+            let name = format!("{kind}_{stride}");
+            slot[k] = names.iter().position(|n| *n == name).unwrap_or(k * 3 + s);
         }
     }
-    scores.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    boxes.sort_by_key(|b| std::cmp::Reverse(b.len()));
-    let (scores, boxes) = (scores.concat(), boxes.concat());
-    if scores.len() != anchors || boxes.len() != anchors * VALUES_PER_ANCHOR {
-        return Err(bad(format!(
-            "{} scores and {} box values for {anchors} anchors",
-            scores.len(),
-            boxes.len()
-        )));
+    Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canvas_fits_the_image_inside_the_margin_and_centres_it() {
+        let opts = DetectOptions::default();
+        // A 4000x3000 photo: a 640 canvas, 64 px margins, 512x384 content centred.
+        let c = Canvas::new(4000, 3000, &opts);
+        assert_eq!((c.side, c.content, c.offset), (640, (512, 384), (64, 128)));
+        assert!((c.scale - 0.128).abs() < 1e-6);
+        // Canvas points map back to the photo.
+        assert_eq!(c.to_image([64.0, 128.0]), [0.0, 0.0]);
+        let [x, y] = c.to_image([576.0, 512.0]);
+        assert!((x - 4000.0).abs() < 1e-2 && (y - 3000.0).abs() < 1e-2);
+        // A small crop is not enlarged; it is centred on the same canvas, so one plan serves
+        // every image.
+        let c = Canvas::new(200, 100, &opts);
+        assert_eq!((c.side, c.content, c.offset), (640, (200, 100), (220, 270)));
+        // Working sizes round up to the stride; a margin of 0 leaves the whole canvas.
+        let c = Canvas::new(
+            1,
+            1,
+            &DetectOptions {
+                working_size: 300,
+                margin: 0.0,
+                ..opts
+            },
+        );
+        assert_eq!((c.side, c.content, c.offset), (320, (1, 1), (159, 159)));
     }
-    Ok((scores, boxes))
+
+    #[test]
+    fn input_is_bgr_planes_with_a_black_margin() {
+        let opts = DetectOptions {
+            working_size: 32,
+            margin: 0.25,
+            ..DetectOptions::default()
+        };
+        let img = RgbImage::from_pixel(16, 8, image::Rgb([10, 20, 30]));
+        let c = Canvas::new(16, 8, &opts);
+        assert_eq!((c.side, c.content, c.offset), (32, (16, 8), (8, 12)));
+        let t = c.input(&img).expect("tensor");
+        assert_eq!(t.shape(), &[1, 3, 32, 32]);
+        let v = t
+            .try_as_plain_ram()
+            .and_then(|p| p.as_slice::<f32>())
+            .expect("f32");
+        let at = |ch: usize, y: usize, x: usize| v[ch * 1024 + y * 32 + x];
+        assert_eq!(
+            [at(0, 12, 8), at(1, 12, 8), at(2, 12, 8)],
+            [30.0, 20.0, 10.0]
+        );
+        assert_eq!([at(0, 19, 23), at(2, 19, 23)], [30.0, 10.0]);
+        assert_eq!(
+            [at(0, 11, 8), at(0, 12, 7), at(0, 20, 8), at(0, 12, 24)],
+            [0.0; 4]
+        );
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused() {
+        let ok = DetectOptions::default();
+        assert!(ok.validate().is_ok());
+        for bad in [
+            DetectOptions {
+                working_size: 16,
+                ..ok
+            },
+            DetectOptions {
+                working_size: 100_000,
+                ..ok
+            },
+            DetectOptions { margin: -0.1, ..ok },
+            DetectOptions { margin: 0.5, ..ok },
+            DetectOptions {
+                margin: f32::NAN,
+                ..ok
+            },
+            DetectOptions {
+                score_threshold: f32::NAN,
+                ..ok
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(Error::InvalidOption { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_embedded_model_loads_and_names_its_outputs() {
+        let d = Detector::new().expect("yunet");
+        let names = onnx::output_names(&d.plan(640).expect("plan")).expect("names");
+        println!("{names:?}");
+        let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..12).collect::<Vec<_>>());
+        // Each slot's tensor has the width of its kind: 1, 1, 4 and 10 values per cell.
+        let out = d
+            .run(Tensor::zero::<f32>(&[1, 3, 64, 64]).expect("zeros"))
+            .expect("run");
+        for (slot, stride) in d.outputs.iter().zip(yunet::STRIDES) {
+            let cells = (64 / stride as usize).pow(2);
+            for (&i, width) in slot.iter().zip([1, 1, 4, 10]) {
+                assert_eq!(out[i].len(), cells * width, "stride {stride}, output {i}");
+            }
+        }
+        // The plan cache keeps the default size and the one just used.
+        assert_eq!(d.plans.lock().expect("lock").len(), 2);
+    }
+
+    #[test]
+    fn overlaps_are_merged_and_mapped_back_to_the_image() {
+        // Two copies of a bright disc on grey are not faces: nothing is found, at any size.
+        let img = RgbImage::from_fn(300, 200, |x, y| {
+            let d = ((x as f32 - 150.0).powi(2) + (y as f32 - 100.0).powi(2)).sqrt();
+            if d < 30.0 {
+                image::Rgb([250, 250, 250])
+            } else {
+                image::Rgb([120, 120, 120])
+            }
+        });
+        let d = Detector::new().expect("yunet");
+        for working_size in [160, 640] {
+            let opts = DetectOptions {
+                working_size,
+                ..DetectOptions::default()
+            };
+            assert!(d.detect(&img, &opts).expect("detect").is_empty());
+        }
+        assert!(matches!(
+            d.detect(&RgbImage::new(0, 5), &DetectOptions::default()),
+            Err(Error::EmptyImage { .. })
+        ));
+    }
 }

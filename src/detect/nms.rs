@@ -1,16 +1,21 @@
-//! Weighted non-max suppression (as MediaPipe's BlazeFace graph): overlapping candidates are
-//! averaged, weighted by score, which steadies boxes and keypoints and merges faces found on
-//! several tiles or scales.
+//! Weighted non-max suppression (as MediaPipe's face detection graph): overlapping candidates
+//! are averaged, weighted by score, which steadies boxes and keypoints more than keeping the
+//! best one alone (YuNet often fires on neighbouring cells and strides for one face).
 
 use super::Detection;
 
-/// Intersection over union of two `[x, y, w, h]` boxes; 0 for empty boxes.
+/// Intersection over union of two `[x, y, w, h]` boxes; 0 for empty, degenerate or NaN boxes.
+/// The one overlap measure of the crate: detection merging and webcam tracking both use it.
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let ix = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
     let iy = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
     let inter = ix.max(0.0) * iy.max(0.0);
-    let union = a[2] * a[3] + b[2] * b[3] - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
+    let union = a[2].max(0.0) * a[3].max(0.0) + b[2].max(0.0) * b[3].max(0.0) - inter;
+    if union > 0.0 && inter.is_finite() {
+        inter / union
+    } else {
+        0.0
+    }
 }
 
 /// Groups candidates by overlap with the best remaining one (IoU >= `threshold`) and replaces
@@ -69,7 +74,7 @@ mod tests {
         Detection {
             score,
             bbox,
-            keypoints: [[bbox[0], bbox[1]]; 6],
+            keypoints: [[bbox[0], bbox[1]]; super::super::KEYPOINTS],
         }
     }
 
@@ -80,6 +85,8 @@ mod tests {
         assert_eq!(iou(&a, &[20.0, 0.0, 5.0, 5.0]), 0.0);
         assert!((iou(&a, &[5.0, 0.0, 10.0, 10.0]) - 50.0 / 150.0).abs() < 1e-6);
         assert_eq!(iou(&[0.0; 4], &[0.0; 4]), 0.0);
+        assert_eq!(iou(&a, &[f32::NAN; 4]), 0.0);
+        assert_eq!(iou(&a, &[0.0, 0.0, -10.0, -10.0]), 0.0);
     }
 
     #[test]

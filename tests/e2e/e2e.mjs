@@ -424,7 +424,7 @@ async function workerCheckNearTheLine() {
   const w = new Worker('worker.js', { type: 'module' });
   const face = {
     box_px: [10, 10, 50, 50], box_norm: [0.1, 0.1, 0.5, 0.5], score: 0.9,
-    keypoints: [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0]],
+    keypoints: [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]],
     estimate: { age: 19, age_std: 3, age_low: 16, age_high: 22, p_female: 0.6, gender_reliable: false },
     quality: { too_small: false, blurry: false, cut_off: false, eye_distance: 30, sharpness: 200 },
   };

@@ -9,14 +9,15 @@ use agegender::{Classifier, DetectOptions, Options, Pipeline};
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
-pub const DETECTOR: &[u8] =
-    include_bytes!("../../../model/face_detection_back_256x256_barracuda.onnx");
+pub const DETECTOR: &[u8] = agegender::detect::YUNET;
+
+/// The bare detector model's input in the model benchmarks: one 640x480 frame (a webcam's).
+pub const RAW_DETECTOR_SHAPE: [usize; 4] = [1, 3, 480, 640];
 
 type Plan = Arc<TypedRunnableModel>;
 
 pub struct Bench {
-    raw_detector: Plan,
-    /// Also serves the detection and classification stages: each model is parsed once.
+    /// Also serves the bare detector runs and the detection and classification stages: each model is parsed once.
     pipeline: Pipeline,
     /// Raw classifier plans by batch size.
     raw_classifier: Vec<(usize, Plan)>,
@@ -29,7 +30,6 @@ fn err(e: impl std::fmt::Display) -> String {
 impl Bench {
     /// `classifier`: the ONNX bytes of model/agegender.onnx, or empty for a detector-only run.
     pub fn new(classifier: &[u8]) -> Result<Self, String> {
-        let raw_detector = load_detector(DETECTOR)?;
         let (pipeline, raw_classifier) = if classifier.is_empty() {
             (Pipeline::detector_only().map_err(err)?, Vec::new())
         } else {
@@ -45,7 +45,6 @@ impl Bench {
             (pipeline, raw)
         };
         Ok(Self {
-            raw_detector,
             pipeline,
             raw_classifier,
         })
@@ -62,10 +61,10 @@ impl Bench {
             .map_or(agegender::preprocess::INPUT_SIZE, Classifier::input_size)
     }
 
-    /// One run of the bare detector model on a [1, 256, 256, 3] input.
+    /// One run of the bare detector model on a [`RAW_DETECTOR_SHAPE`] input (BGR, 0-255).
     pub fn raw_detector(&self, input: &[f32]) -> Result<f32, String> {
-        let t = Tensor::from_shape(&[1, 256, 256, 3], input).map_err(err)?;
-        checksum(self.raw_detector.run(tvec![t.into()]).map_err(err)?)
+        let t = Tensor::from_shape(&RAW_DETECTOR_SHAPE, input).map_err(err)?;
+        checksum(self.pipeline.detector().run(t).map_err(err)?)
     }
 
     /// One run of the bare classifier model on [n, 3, S, S] (n = 1 or 8, S = `input_size`).
@@ -81,7 +80,7 @@ impl Bench {
         checksum(plan.run(tvec![t.into()]).map_err(err)?)
     }
 
-    /// The pipeline's detection stage on one image (pyramid, tiles, second look, NMS), as
+    /// The pipeline's detection stage on one image (scaling onto the canvas, one YuNet pass, NMS), as
     /// `Pipeline::analyze` runs it. Returns the number of faces.
     pub fn detect(&self, img: &RgbImage) -> Result<usize, String> {
         let (work, _) = fit_within(img, WORK_SIDE);
@@ -146,19 +145,6 @@ fn load_classifier(bytes: &[u8], n: usize, size: usize) -> Result<Plan, String> 
     let onnx = tract_onnx::onnx();
     onnx.model_for_read(&mut &bytes[..])
         .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, size, size]).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(err)
-}
-
-/// As agegender's detector loader, with its ConstantOfShape patch.
-fn load_detector(bytes: &[u8]) -> Result<Plan, String> {
-    let onnx = tract_onnx::onnx();
-    let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(err)?;
-    if let Some(graph) = proto.graph.as_mut() {
-        agegender::detect::patch_constant_of_shape(graph);
-    }
-    onnx.model_for_proto_model(&proto)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(err)

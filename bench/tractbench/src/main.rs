@@ -41,7 +41,7 @@ fn main() -> Result<(), String> {
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let mut out = json!({ "load_ms": load_ms, "has_classifier": bench.has_classifier() });
-    let det_in = input(256 * 256 * 3);
+    let det_in = input(tractbench::RAW_DETECTOR_SHAPE.iter().product());
     out["raw_detector"] = json!(time(runs, || bench.raw_detector(&det_in))?);
     if bench.has_classifier() {
         for n in [1usize, 8] {

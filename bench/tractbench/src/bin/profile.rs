@@ -1,5 +1,5 @@
 //! Where the time goes, natively: tract's optimised graph of each model, time per node (summed by
-//! op), and the detector's windows per photo. Not part of `run.sh`; a tool for bench/ANALYSIS.md.
+//! op), and the detector's stages per photo. Not part of `run.sh`; a tool for bench/ANALYSIS.md.
 //!
 //! profile [--classifier model/agegender.onnx] [--photos DIR] [--runs N]
 
@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use agegender::decode::{WORK_SIDE, fit_within};
-use agegender::detect::tiles;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{SimpleState, eval};
 
@@ -85,19 +84,10 @@ fn main() -> Result<(), String> {
         }
     }
     let onnx = tract_onnx::onnx();
-    let mut proto = onnx
-        .proto_model_for_read(&mut &tractbench::DETECTOR[..])
+    let det: Plan = agegender::detect::onnx::load(tractbench::DETECTOR).map_err(err)?;
+    let shape = tractbench::RAW_DETECTOR_SHAPE;
+    let x = Tensor::from_shape(&shape, &tractbench::input(shape.iter().product()))
         .map_err(err)?;
-    if let Some(g) = proto.graph.as_mut() {
-        agegender::detect::patch_constant_of_shape(g);
-    }
-    let det: Plan = onnx
-        .model_for_proto_model(&proto)
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(err)?;
-    let x =
-        Tensor::from_shape(&[1, 256, 256, 3], &tractbench::input(256 * 256 * 3)).map_err(err)?;
     profile("detector", &det, x.clone(), runs)?;
     // Per-run overhead: a fresh state per run (SimplePlan::run) against one reused state.
     let t = Instant::now();
@@ -145,55 +135,23 @@ fn main() -> Result<(), String> {
                 continue;
             };
             let (work, _) = fit_within(&img, WORK_SIDE);
-            let levels = tiles::plan(
-                work.width(),
-                work.height(),
-                256,
-                opts.min_face,
-                opts.max_windows,
-            );
-            let windows: Vec<usize> = levels.iter().map(|l| l.windows.len()).collect();
+            // The stages of `Detector::detect`: scaling onto the canvas, the model, the rest.
+            let canvas = agegender::detect::Canvas::new(work.width(), work.height(), &opts);
             let t = Instant::now();
-            for l in &levels {
-                let _ = image::imageops::resize(
-                    &*work,
-                    l.width,
-                    l.height,
-                    image::imageops::FilterType::Triangle,
-                );
-            }
-            let resize_ms = t.elapsed().as_secs_f64() * 1e3;
+            let input = canvas.input(&work).map_err(err)?;
+            let canvas_ms = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            for l in &levels {
-                let _ = image::imageops::thumbnail(&*work, l.width, l.height);
-            }
-            let thumb_ms = t.elapsed().as_secs_f64() * 1e3;
-            // As the detector does it: box-averaged where reduced 3x or more.
-            let t = Instant::now();
-            for l in &levels {
-                if l.width * 3 <= work.width() && l.height * 3 <= work.height() {
-                    let _ = image::imageops::thumbnail(&*work, l.width, l.height);
-                } else {
-                    let _ = image::imageops::resize(
-                        &*work,
-                        l.width,
-                        l.height,
-                        image::imageops::FilterType::Triangle,
-                    );
-                }
-            }
-            let mixed_ms = t.elapsed().as_secs_f64() * 1e3;
-            println!(
-                "  level resizes {resize_ms:.1} ms (Triangle), {thumb_ms:.1} ms (thumbnail), \
-                 {mixed_ms:.1} ms (as detect does)"
-            );
+            detector.run(input).map_err(err)?;
+            let model_ms = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
             let faces = detector.detect(&work, &opts).map_err(err)?;
             println!(
-                "{}: {}x{} windows per level {windows:?}, {} faces, detect {:.0} ms",
+                "{}: {}x{} on a {}x{} canvas, {} faces, detect {:.0} ms (canvas {canvas_ms:.1} ms, model {model_ms:.1} ms)",
                 p.file_name().unwrap_or_default().to_string_lossy(),
                 work.width(),
                 work.height(),
+                canvas.width,
+                canvas.height,
                 faces.len(),
                 t.elapsed().as_secs_f64() * 1e3
             );

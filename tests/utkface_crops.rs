@@ -1,0 +1,241 @@
+//! The detector on UTKFace's aligned 200x200 crops, faces that fill most of the frame: how often
+//! it finds them with both eyes where the alignment template expects them, as they are and
+//! rotated by 30 degrees either way; and (ignored, a measurement) where it puts the eyes, which
+//! is where `preprocess::TEMPLATE_LEFT_EYE` / `TEMPLATE_RIGHT_EYE` must be for photo crops to
+//! match training crops.
+//!
+//! `AGEGENDER_DATA=/work/shared/data cargo test --release --test utkface_crops -- --nocapture`
+//! `... -- --ignored measure_template --nocapture` (`AGEGENDER_CALIB_N` crops, default 400).
+
+// Native only: it reads files, and wasm-pack test builds every test for wasm32.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+
+use agegender::align;
+use agegender::detect::{DetectOptions, Detection, Detector, LEFT_EYE, RIGHT_EYE};
+use agegender::pipeline::sharpness;
+use agegender::preprocess::{
+    FRAME_SIZE, INPUT_SIZE, Similarity, TEMPLATE_LEFT_EYE, TEMPLATE_RIGHT_EYE, aligned_crop_input,
+};
+use image::{RgbImage, imageops};
+
+/// Every `step`-th file of `utkface/` by name, at most `n`.
+fn sample(root: &Path, n: usize) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(root.join("utkface"))
+        .expect("utkface dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let step = (files.len() / n.max(1)).max(1);
+    files.into_iter().step_by(step).take(n).collect()
+}
+
+fn crop_200(path: &Path) -> RgbImage {
+    let crop = agegender::decode::open(path).expect("decode");
+    if crop.dimensions() == (200, 200) {
+        crop
+    } else {
+        imageops::resize(&crop, 200, 200, imageops::FilterType::Triangle)
+    }
+}
+
+/// The crop rotated by `angle` radians about its centre (edges replicated, as `warp` does), and
+/// the map from the rotated image's pixel centres to the crop's.
+fn rotated(crop: &RgbImage, angle: f32) -> (RgbImage, Similarity) {
+    let m = Similarity::whole_frame(200.0, 200).jitter(200, angle, 1.0, (0.0, 0.0));
+    (agegender::preprocess::warp(crop, &m, 200), m)
+}
+
+/// Where a point of the crop (edge coordinates) lands in the rotated image.
+fn inverse(m: &Similarity, p: [f32; 2]) -> [f32; 2] {
+    let (x, y) = (p[0] - 0.5 - m.tx, p[1] - 0.5 - m.ty);
+    let d = m.a * m.a + m.b * m.b;
+    [
+        (m.a * x + m.b * y) / d + 0.5,
+        (-m.b * x + m.a * y) / d + 0.5,
+    ]
+}
+
+/// The detection whose eyes are nearest the expected ones, if both are within `tolerance`.
+fn matching(dets: &[Detection], l: [f32; 2], r: [f32; 2], tolerance: f32) -> Option<&Detection> {
+    let dist = |p: [f32; 2], q: [f32; 2]| (p[0] - q[0]).hypot(p[1] - q[1]);
+    dets.iter()
+        .map(|d| {
+            let e = dist(d.keypoints[LEFT_EYE], l).max(dist(d.keypoints[RIGHT_EYE], r));
+            (d, e)
+        })
+        .filter(|(_, e)| *e <= tolerance)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(d, _)| d)
+}
+
+/// Each eye within this fraction of the template's eye distance (78 px of 200) of its place:
+/// UTKFace's own alignment jitter is about 5 px (interquartile range), a swapped or misplaced eye
+/// is 40 px or more away.
+const EYE_TOLERANCE: f32 = 0.25;
+
+#[test]
+fn aligned_crops_are_found_with_eyes_in_place() {
+    let Some(root) = std::env::var_os("AGEGENDER_DATA") else {
+        println!("AGEGENDER_DATA is not set: skipping");
+        return;
+    };
+    let n: usize = std::env::var("AGEGENDER_UTK_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let detector = Detector::new().expect("detector");
+    let opts = DetectOptions::default();
+    let k = 200.0 / FRAME_SIZE;
+    let (tl, tr) = (
+        TEMPLATE_LEFT_EYE.map(|v| v * k),
+        TEMPLATE_RIGHT_EYE.map(|v| v * k),
+    );
+    let tolerance = EYE_TOLERANCE * (tr[0] - tl[0]).hypot(tr[1] - tl[1]);
+    let files = sample(Path::new(&root), n);
+    let mut report = Vec::new();
+    for degrees in [0.0f32, 30.0, -30.0] {
+        let (mut found, mut in_place, mut missed) = (0, 0, Vec::new());
+        for path in &files {
+            let (img, m) = rotated(&crop_200(path), degrees.to_radians());
+            let dets = detector.detect(&img, &opts).expect("detect");
+            let (l, r) = (inverse(&m, tl), inverse(&m, tr));
+            if matching(&dets, l, r, tolerance).is_some() {
+                in_place += 1;
+            }
+            // Found: the eyes on the right sides of the face's centre, tilted the right way.
+            let c = inverse(&m, [100.0, 100.0]);
+            let expected_tilt = (r[1] - l[1]) / (r[0] - l[0]);
+            if dets.iter().any(|d| {
+                let (dl, dr) = (d.keypoints[LEFT_EYE], d.keypoints[RIGHT_EYE]);
+                let tilt = (dr[1] - dl[1]) / (dr[0] - dl[0]).max(1.0);
+                dl[0] < c[0] && c[0] < dr[0] && (degrees == 0.0 || tilt * expected_tilt > 0.01)
+            }) {
+                found += 1;
+            } else {
+                missed.push(path.file_name().map(|f| f.to_string_lossy().into_owned()));
+            }
+        }
+        let n = files.len() as f32;
+        println!(
+            "rotated {degrees:+.0} degrees: {found}/{} found ({:.1}%), {in_place} with both eyes within {tolerance:.0} px of the template ({:.1}%); missed {missed:?}",
+            files.len(),
+            100.0 * found as f32 / n,
+            100.0 * in_place as f32 / n,
+        );
+        report.push((degrees, found as f32 / n, in_place as f32 / n));
+    }
+    for (degrees, found, in_place) in report {
+        // Upright, the target. Rolled 30 degrees, YuNet under-reads the roll by about
+        // half (its eyes tilt 15-16 degrees on these crops) and scores some faces below the
+        // threshold: 96.5% / 98.5% found, 90% / 84.5% with the eyes in place (200 crops,
+        // 2026-12-02). Required here at what holds today, so a regression shows; reaching 99.5%
+        // needs a second, de-rotated look at tilted faces.
+        let (want_found, want_in_place) = if degrees == 0.0 {
+            (0.995, 0.995)
+        } else {
+            (0.95, 0.8)
+        };
+        assert!(
+            found >= want_found && in_place >= want_in_place,
+            "rotated {degrees} degrees: {:.1}% found, {:.1}% with eyes in place",
+            100.0 * found,
+            100.0 * in_place
+        );
+    }
+}
+
+fn median(v: &mut [f32]) -> f32 {
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
+}
+
+fn quantile(v: &mut [f32], q: f32) -> f32 {
+    v.sort_by(f32::total_cmp);
+    v[((v.len() - 1) as f32 * q) as usize]
+}
+
+/// Measured 2026-12-02 with YuNet on 400 crops: see `preprocess::TEMPLATE_LEFT_EYE` and
+/// `align::EYE_BOX_RATIO`.
+#[test]
+#[ignore]
+fn measure_template() {
+    let Ok(root) = std::env::var("AGEGENDER_DATA") else {
+        println!("AGEGENDER_DATA not set: nothing measured");
+        return;
+    };
+    let n: usize = std::env::var("AGEGENDER_CALIB_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let detector = Detector::new().expect("detector");
+    let opts = DetectOptions::default();
+    let mut eyes: [Vec<f32>; 4] = Default::default();
+    let (mut ratio, mut eye_line, mut sharp, mut mads) = (vec![], vec![], vec![], vec![]);
+    let mut missed = 0;
+    for path in sample(Path::new(&root), n) {
+        let crop = crop_200(&path);
+        sharp.push(sharpness(&aligned_crop_input(&crop, INPUT_SIZE)));
+        let dets = detector.detect(&crop, &opts).expect("detect");
+        // The face is the detection nearest the centre.
+        let Some(d) = dets.iter().find(|d| {
+            let (x, y) = (d.bbox[0] + d.bbox[2] / 2.0, d.bbox[1] + d.bbox[3] / 2.0);
+            (x - 100.0).abs() < 40.0 && (y - 100.0).abs() < 50.0
+        }) else {
+            missed += 1;
+            continue;
+        };
+        let (l, r) = (d.keypoints[LEFT_EYE], d.keypoints[RIGHT_EYE]);
+        let k = FRAME_SIZE / 200.0;
+        eyes[0].push(l[0] * k);
+        eyes[1].push(l[1] * k);
+        eyes[2].push(r[0] * k);
+        eyes[3].push(r[1] * k);
+        ratio.push(d.eye_distance() / d.bbox[2]);
+        eye_line.push(((l[1] + r[1]) / 2.0 - d.bbox[1]) / d.bbox[3]);
+        // How far the photo path's crop is from the training crop of the same face.
+        let (photo, train) = (
+            align::crop(&crop, d, INPUT_SIZE),
+            aligned_crop_input(&crop, INPUT_SIZE),
+        );
+        let diff: u64 = photo
+            .as_raw()
+            .iter()
+            .zip(train.as_raw())
+            .map(|(a, b)| a.abs_diff(*b) as u64)
+            .sum();
+        mads.push(diff as f32 / photo.as_raw().len() as f32);
+    }
+    let found = eyes[0].len();
+    println!("detected {found}, missed {missed}");
+    let [lx, ly, rx, ry] = eyes.each_mut().map(|v| median(v));
+    println!("median left eye [{lx:.1}, {ly:.1}], right eye [{rx:.1}, {ry:.1}]");
+    println!(
+        "eye spread (25th-75th percentile): left x {:.1}-{:.1} y {:.1}-{:.1}",
+        quantile(&mut eyes[0], 0.25),
+        quantile(&mut eyes[0], 0.75),
+        quantile(&mut eyes[1], 0.25),
+        quantile(&mut eyes[1], 0.75),
+    );
+    println!(
+        "eye distance / box width: median {:.3} (25th-75th {:.3}-{:.3}); eye line at {:.3} of the box height",
+        median(&mut ratio),
+        quantile(&mut ratio, 0.25),
+        quantile(&mut ratio, 0.75),
+        median(&mut eye_line)
+    );
+    println!(
+        "crop MAD (photo path vs training crop, grey levels): median {:.1}",
+        median(&mut mads)
+    );
+    println!(
+        "sharpness of training crops: 2nd percentile {:.1}, median {:.1}",
+        quantile(&mut sharp, 0.02),
+        median(&mut sharp)
+    );
+    assert!(
+        found * 4 > n * 3,
+        "detector found only {found} of {n} faces"
+    );
+}
