@@ -44,8 +44,8 @@ const ready = (async () => {
   postMessage({ status: 'loading', phase: 'prepare' });
   analyzer = new Analyzer();
   phase('prepare', performance.now() - t);
-  // No warm-up inference here: measured (bench/warmup.mjs), it did not shorten the first
-  // analysis and delayed "ready" by 0.2-0.4 s.
+  // No warm-up inference: measured (bench/warmup.mjs), one delays "ready" by about 0.3 s and the
+  // first result of a photo chosen at once comes no sooner.
   postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases });
 })();
 // A failed load is reported once here and again to every request below.
