@@ -1,7 +1,7 @@
-//! Issue #6 bad inputs in the browser, through the page's own path: the bytes are decoded by
-//! Chromium as `www/main.js` does it (`createImageBitmap` with EXIF orientation, longest side
-//! drawn at most 4096 px on a white canvas, `getImageData`), then analysed by one wasm
-//! `Analyzer`, as in the page's worker. Run by `./build.sh test` (`wasm-pack test --headless
+//! Issue #6 bad inputs in the browser, through the page's own path: the bytes are decoded by the
+//! page's own `www/js/decode.js` (`createImageBitmap` with EXIF orientation, longest side drawn
+//! at most 4096 px on a white canvas, `getImageData`), then analysed by one wasm `Analyzer`, as
+//! in the page's worker. Run by `./build.sh test` (`wasm-pack test --headless
 //! --chrome -- --test web_bad_input`). The outcomes are the "page" column of docs/bad-inputs.md.
 #![cfg(target_arch = "wasm32")]
 
@@ -21,27 +21,17 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen(inline_js = r#"
-const MAX_SIDE = 4096; // as www/main.js
-export async function decodeLikePage(bytes, type) {
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(new Blob([bytes], { type }), { imageOrientation: 'from-image' });
-  } catch {
-    throw new Error('the browser cannot read it as an image');
-  }
-  const k = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-  const width = Math.max(1, Math.round(bitmap.width * k));
-  const height = Math.max(1, Math.round(bitmap.height * k));
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, width, height);
-  ctx.drawImage(bitmap, 0, 0, width, height);
-  const source = [bitmap.width, bitmap.height];
-  bitmap.close();
-  return { rgba: new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer), width, height, source };
+// The page's own decode module, as `www/main.js` imports it.
+#[wasm_bindgen(module = "/www/js/decode.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = decodeImage)]
+    fn decode_image(blob: &JsValue, canvas: &JsValue) -> js_sys::Promise;
 }
+
+#[wasm_bindgen(inline_js = r#"
+export function blobOf(bytes, type) { return new Blob([bytes], { type }); }
+export function offscreenCanvas() { return new OffscreenCanvas(1, 1); }
+export function close(bitmap) { bitmap.close(); }
 // A width x height JPEG made by the browser itself (fast, unlike encoding it in debug wasm):
 // a gradient with the synthetic scene drawn large in the middle.
 export async function bigJpeg(width, height, sceneRgba, sceneWidth, sceneHeight) {
@@ -57,8 +47,11 @@ export async function bigJpeg(width, height, sceneRgba, sceneWidth, sceneHeight)
 export function now() { return performance.now(); }
 "#)]
 extern "C" {
-    #[wasm_bindgen(js_name = decodeLikePage)]
-    fn decode_like_page(bytes: &Uint8Array, mime: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = blobOf)]
+    fn blob_of(bytes: &Uint8Array, mime: &str) -> JsValue;
+    #[wasm_bindgen(js_name = offscreenCanvas)]
+    fn offscreen_canvas() -> JsValue;
+    fn close(bitmap: &JsValue);
     #[wasm_bindgen(js_name = bigJpeg)]
     fn big_jpeg(
         width: u32,
@@ -91,10 +84,12 @@ struct Outcome {
 }
 
 async fn page(bytes: &[u8], mime: &str) -> Result<Outcome, String> {
-    let decoded = JsFuture::from(decode_like_page(&Uint8Array::from(bytes), mime))
+    let blob = blob_of(&Uint8Array::from(bytes), mime);
+    let decoded = JsFuture::from(decode_image(&blob, &offscreen_canvas()))
         .await
         .map_err(|e| message(&e))?;
-    let rgba = Uint8Array::from(get(&decoded, "rgba")).to_vec();
+    close(&get(&decoded, "bitmap"));
+    let rgba = Uint8Array::new(&get(&decoded, "rgba")).to_vec();
     let num = |k: &str| get(&decoded, k).as_f64().expect("a number") as u32;
     let (width, height) = (num("width"), num("height"));
     let source = js_sys::Array::from(&get(&decoded, "source"));

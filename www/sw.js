@@ -1,10 +1,15 @@
 // Service worker: once the page has loaded, it reloads without a network (the photos never needed
 // one). Network first, so an online visit always gets the current files and behaves exactly as
 // without this worker; the cache is only the fallback when the network fails.
-const CACHE = 'agegender-v1';
+const CACHE = 'agegender-v2';
 // The page's shell, cached at install; the wasm module is cached when the analysis worker, which
-// the page starts only once this service worker is active, fetches it through here.
-const SHELL = ['./', 'index.html', 'main.js', 'worker.js', 'style.css', 'pkg/agegender.js'];
+// the page starts only once this service worker is active, fetches it through here. Every file
+// in js/ is listed (the end-to-end test checks it).
+const SHELL = [
+  './', 'index.html', 'main.js', 'worker.js', 'style.css', 'pkg/agegender.js',
+  'js/cards.js', 'js/decode.js', 'js/draw.js', 'js/events.js', 'js/export.js', 'js/face-list.js',
+  'js/modes.js', 'js/status.js', 'js/text.js', 'js/webcam.js', 'js/worker-client.js',
+];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(

@@ -7,8 +7,11 @@
 //   { id, type: 'check', analysis, claim?, gate? }   check an earlier result again (new settings)
 //   { id, type: 'track-reset' }        forget the tracked faces (webcam started again)
 // Replies:
-//   { status: 'loading' | 'ready' | 'running' | 'failed', ... }   progress ('loading' with
-//                                      `loaded`/`total` bytes, or `stage: 'models'`)
+//   { status: 'loading', phase, loaded?, total? }   a load phase began: 'download' (repeated with
+//                                      `loaded`/`total` bytes), 'compile', 'prepare'
+//   { status: 'phase', phase, ms, bytes? }   that phase ended after `ms`; the first analysis
+//                                      after loading is reported too, as 'firstAnalysis'
+//   { status: 'ready' | 'running' | 'failed', ... }   'ready' has `phases` (phase -> ms)
 //   { id, result, tracked, checks, gates, checkError, ms }        `tracked`, `checks`, `gates` are
 //                                                                 null unless asked for
 //   { id, error, fatal }               a message; the worker keeps serving unless `fatal` (the wasm
@@ -17,32 +20,47 @@ import init, { Analyzer, Tracker, ageGate, verify, version } from './pkg/agegend
 
 let analyzer = null;
 let tracker = null;
+let analysed = 0;
 
 const ready = (async () => {
-  postMessage({ status: 'loading' });
-  const t0 = performance.now();
-  await init({ module_or_path: fetchCounted(new URL('./pkg/agegender_bg.wasm', import.meta.url)) });
-  postMessage({ status: 'loading', stage: 'models' });
+  const phases = {};
+  const phase = (name, ms, extra) => {
+    phases[name] = ms;
+    postMessage({ status: 'phase', phase: name, ms, ...extra });
+  };
+  postMessage({ status: 'loading', phase: 'download' });
+  let t = performance.now();
+  // The module compiles while it streams in: `compile` is the part left after the last byte.
+  const { response, downloaded } = await fetchCounted(new URL('./pkg/agegender_bg.wasm', import.meta.url));
+  const compiled = init({ module_or_path: response });
+  // (A compile error ends the stream early: then `compiled` rejects first.)
+  const { bytes } = await Promise.race([downloaded, compiled.then(() => downloaded)]);
+  const tDownloaded = performance.now();
+  phase('download', tDownloaded - t, { bytes });
+  postMessage({ status: 'loading', phase: 'compile' });
+  await compiled;
+  t = performance.now();
+  phase('compile', t - tDownloaded);
+  postMessage({ status: 'loading', phase: 'prepare' });
   analyzer = new Analyzer();
-  postMessage({
-    status: 'ready',
-    version: version(),
-    info: analyzer.modelInfo(),
-    loadMs: performance.now() - t0,
-  });
+  phase('prepare', performance.now() - t);
+  // No warm-up inference: measured (bench/warmup.mjs), one delays "ready" by about 0.3 s and the
+  // first result of a photo chosen at once comes no sooner.
+  postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases });
 })();
 // A failed load is reported once here and again to every request below.
 ready.catch((e) => postMessage({ status: 'failed', error: messageOf(e) }));
 
 /** The module's response, passed through a counter that reports download progress (the module
- * is about 10 MB; it still compiles while it streams in). */
+ * is about 10 MB); `downloaded` resolves to `{ bytes }` when its last byte has arrived. */
 async function fetchCounted(url) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`could not load the model (HTTP ${res.status})`);
-  if (!res.body) return res;
   const total = Number(res.headers.get('Content-Length')) || 0;
   let loaded = 0;
   let last = 0;
+  let done;
+  const downloaded = new Promise((resolve) => (done = resolve));
   const counted = res.body.pipeThrough(new TransformStream({
     transform(chunk, out) {
       loaded += chunk.byteLength;
@@ -50,12 +68,16 @@ async function fetchCounted(url) {
       if (now - last > 100) {
         last = now;
         // A compressed transfer's length is not the body's: then only bytes are reported.
-        postMessage({ status: 'loading', loaded, total: loaded <= total ? total : 0 });
+        postMessage({ status: 'loading', phase: 'download', loaded, total: loaded <= total ? total : 0 });
       }
       out.enqueue(chunk);
     },
+    flush() {
+      done({ bytes: loaded });
+    },
   }));
-  return new Response(counted, { headers: { 'Content-Type': 'application/wasm' } });
+  const response = new Response(counted, { headers: { 'Content-Type': 'application/wasm' } });
+  return { response, downloaded };
 }
 
 function messageOf(e) {
@@ -99,6 +121,7 @@ self.onmessage = async ({ data }) => {
       tracked = tracker.update(result, data.time ?? t0);
     }
     const ms = performance.now() - t0;
+    if (analysed++ === 0) postMessage({ status: 'phase', phase: 'firstAnalysis', ms });
     postMessage({ id, result, tracked, ms, ...checksFor(tracked ?? result, data.claim, data.gate) });
   } catch (e) {
     // A trap (a Rust panic) leaves the instance unusable: `fatal` asks the page for a new worker.

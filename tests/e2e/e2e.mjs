@@ -3,7 +3,9 @@
 // Serves www/ with tools/serve.py, loads the page, drops photos on it and chooses others with the
 // file picker, then checks what was drawn and listed, that the worker answers errors and keeps
 // serving, that the page logged no error (CSP violations included) and that no network request was
-// made after the model had loaded. Screenshots go to tests/artifacts/ (gitignored).
+// made after the model had loaded. It reads what a user sees (text, ARIA attributes, the canvas)
+// and the page's documented `agegender:*` events (README, "Page events"), recorded from the
+// start by watchPage(). Screenshots go to tests/artifacts/ (gitignored).
 //
 // Photos come from AGEGENDER_DATA (photos/group-1.jpg, nonface/*.png) when it is set; without it
 // only a generated gradient (no face) and the error paths are checked.
@@ -67,6 +69,33 @@ try {
 }
 console.log('e2e: passed', JSON.stringify(summary.cases));
 
+// ---- watching the page ------------------------------------------------------------------------
+
+/** Records, in every page of `context` from its start, each status line shown and the page's
+ * events: `window.seen` = { statuses, phases (name -> detail), ready, results (by card index,
+ * the latest), frames (webcam: the count and the latest) }. */
+async function watchPage(context) {
+  await context.addInitScript(() => {
+    const seen = { statuses: [], phases: {}, ready: null, results: [], frames: 0, frame: null };
+    window.seen = seen;
+    document.addEventListener('agegender:phase', (e) => (seen.phases[e.detail.phase] = e.detail));
+    document.addEventListener('agegender:ready', (e) => (seen.ready = e.detail));
+    document.addEventListener('agegender:result', (e) => (seen.results[e.detail.index] = e.detail));
+    document.addEventListener('agegender:frame', (e) => {
+      seen.frames++;
+      seen.frame = e.detail;
+    });
+    document.addEventListener('DOMContentLoaded', () => {
+      const el = document.getElementById('status');
+      new MutationObserver(() => seen.statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+  });
+}
+
+async function waitReady(page) {
+  await page.waitForFunction(() => window.seen.ready, null, { timeout: TIMEOUT, polling: 100 });
+}
+
 // ---- the test ---------------------------------------------------------------------------------
 
 async function run() {
@@ -74,14 +103,7 @@ async function run() {
   const requests = [];
   let loaded = false;
   context.on('request', (r) => requests.push({ url: r.url(), afterLoad: loaded }));
-  // Every status the page shows, from the start: loading progress must be among them.
-  await context.addInitScript(() => {
-    window.statuses = [];
-    document.addEventListener('DOMContentLoaded', () => {
-      const el = document.getElementById('status');
-      new MutationObserver(() => window.statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
-    });
-  });
+  await watchPage(context);
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -91,13 +113,27 @@ async function run() {
 
   const t0 = Date.now();
   await page.goto(origin + '/');
-  await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+  await waitReady(page);
   summary.loadMs = Date.now() - t0;
   loaded = true;
   summary.modelInfo = await page.textContent('#model-info');
-  summary.loadStatuses = await page.evaluate(() => window.statuses);
+  const seen = await page.evaluate(() => window.seen);
+  summary.loadStatuses = seen.statuses;
   assert.ok(summary.loadStatuses.some((t) => /^Loading the model… \d+% of \d+\.\d MB$/.test(t)), 'download progress is shown');
+  assert.ok(summary.loadStatuses.includes('Compiling the model…'));
   assert.ok(summary.loadStatuses.includes('Preparing the model…'));
+  // Each load phase is timed, announced as an event and shown in the ready line.
+  summary.phases = seen.ready.phases;
+  for (const phase of ['download', 'compile', 'prepare']) {
+    assert.ok(seen.phases[phase]?.ms >= 0, `the ${phase} phase is reported`);
+    assert.equal(seen.ready.phases[phase], seen.phases[phase].ms);
+  }
+  assert.equal(seen.phases.download.bytes, fs.statSync(path.join(root, 'www/pkg/agegender_bg.wasm')).size);
+  assert.match(await page.textContent('#status'),
+    /^Ready \(loaded in \d+\.\d s: download \d+\.\d s, compile \d+\.\d s, model preparation \d+\.\d s\)\. /);
+  // The service worker caches every module of the page, so it reloads offline.
+  const sw = fs.readFileSync(path.join(root, 'www/sw.js'), 'utf8');
+  for (const f of fs.readdirSync(path.join(root, 'www/js'))) assert.ok(sw.includes(`'js/${f}'`), `www/sw.js caches js/${f}`);
   await page.screenshot({ path: path.join(artifacts, 'ready.png') });
 
   // Everything during load came from the page's own origin (no CDN, no model hub).
@@ -142,9 +178,8 @@ async function run() {
     assert.equal(card.state, 'done', `${card.title}: ${card.summary}`);
     assert.equal(card.items.length, card.faces, `${card.title}: one list entry per face`);
     assert.equal(card.boxesDrawn, card.faces, `${card.title}: one box drawn per face`);
-    if (card.faces === 0) {
-      assert.match(card.summary, /^no face found/, card.title);
-    }
+    // The summary says what the result event holds.
+    assert.match(card.summary, card.faces === 0 ? /^no face found/ : new RegExp(`^${card.faces} faces? found`), card.title);
     for (const [i, item] of card.items.entries()) {
       const est = card.estimates[i];
       if (est) {
@@ -169,6 +204,9 @@ async function run() {
       firstMs: Math.round(group[0].ms),
       warmMs: Math.round(group[1].ms),
     };
+    // The worker's first analysis is a load phase of its own (the group photo came first).
+    const first = await page.evaluate(() => window.seen.phases.firstAnalysis);
+    assert.equal(first?.ms, group[0].ms, 'the first analysis is reported as a phase');
   }
   assert.equal(byTitle('generated-gradient.png')[0].faces, 0, 'a gradient has no face');
 
@@ -236,12 +274,18 @@ async function checkOfflineReload() {
   const url = ownOrigin + '/';
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   try {
+    await watchPage(context);
     const page = await context.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
     await page.goto(url);
-    await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
-    assert.equal(await page.getAttribute('body', 'data-offline'), 'ready', 'the service worker was active before the model loaded');
+    // A photo chosen while the page is still starting waits for the model.
+    await page.setInputFiles('#file', path.join(root, 'model/report/confusion.png'));
+    await waitReady(page);
+    assert.equal(await page.evaluate(() => window.seen.ready.serviceWorker), 'ready', 'the service worker was active before the model loaded');
+    await waitForCards(page, 1);
+    const [early] = await readCards(page);
+    assert.equal(early.state, 'done', `a photo chosen during loading: ${early.summary}`);
     assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'the page is controlled by the service worker');
     // The model went through the service worker on this first visit and is stored (in the background).
     await page.waitForFunction(async () => !!(await caches.match('pkg/agegender_bg.wasm')), null, { timeout: TIMEOUT, polling: 200 });
@@ -250,7 +294,7 @@ async function checkOfflineReload() {
     // Nothing listens on the port any more: a reload can only come from the cache.
     await assert.rejects(fetch(url), 'the server is down');
     await page.reload();
-    await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+    await waitReady(page);
     await dropFiles(page, data ? [faceSpec(labelledFaces(data).adults[1])] : [], true);
     await waitForCards(page, data ? 2 : 1);
     const cards = await readCards(page);
@@ -294,21 +338,28 @@ async function setMode(page, mode, fields = {}) {
   }
 }
 
-/** Waits until every done card has answers (`key`: 'checks' or 'gates'), returns them by title. */
-async function answers(page, key) {
-  await page.waitForFunction(
-    // Every card shows the current settings' answers (the page re-checks them after a change).
-    (key) => [...document.querySelectorAll('.result[data-state="done"]')].every(
-      (n) => Array.isArray(n[key]) && n.dataset.request === document.body.dataset.request),
-    key,
-    { timeout: TIMEOUT, polling: 250 },
-  );
-  return page.evaluate((key) => [...document.querySelectorAll('.result[data-state="done"]')].map((n) => ({
-    title: n.querySelector('.result-title').textContent,
-    answers: n[key],
-    items: [...n.querySelectorAll('.result-faces li .answer')].map((p) => p.textContent),
-    summary: n.querySelector('.result-summary').textContent,
-  })), key);
+/** Waits until every done card shows the answers (`key`: 'checks' or 'gates') to `request`
+ * (`{ claim: { age?, gender? } }` or `{ gate }`, as the mode's fields were set: the page
+ * re-checks the cards after a change), returns them by title. */
+async function answers(page, key, request) {
+  const shown = await page.waitForFunction(({ key, request }) => {
+    const out = [];
+    for (const [i, n] of [...document.querySelectorAll('.result')].entries()) {
+      if (n.dataset.state !== 'done') continue;
+      const r = window.seen.results[i];
+      const same = r && r.request.gate === request.gate && r.request.claim?.age === request.claim?.age
+        && r.request.claim?.gender === request.claim?.gender;
+      if (!same || !Array.isArray(r[key])) return null;
+      out.push({
+        title: n.querySelector('.result-title').textContent,
+        answers: r[key],
+        items: [...n.querySelectorAll('.result-faces li .answer')].map((p) => p.textContent),
+        summary: n.querySelector('.result-summary').textContent,
+      });
+    }
+    return out;
+  }, { key, request }, { timeout: TIMEOUT, polling: 250 });
+  return shown.jsonValue();
 }
 
 async function checkModes(page) {
@@ -316,12 +367,13 @@ async function checkModes(page) {
   // field has a label, results are announced politely.
   await page.focus('input[name="mode"][value="estimate"]');
   await page.keyboard.press('ArrowRight');
-  assert.equal(await page.evaluate(() => document.body.dataset.mode), 'verify', 'arrow key changes the mode');
+  const mode = () => page.evaluate(() => document.querySelector('input[name="mode"]:checked').value);
+  assert.equal(await mode(), 'verify', 'arrow key changes the mode');
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'stated-age', 'Tab reaches the stated age');
   await page.keyboard.press('Shift+Tab');
   await page.keyboard.press('ArrowRight');
-  assert.equal(await page.evaluate(() => document.body.dataset.mode), 'gate');
+  assert.equal(await mode(), 'gate');
   for (const name of ['Stated age', 'Stated gender', 'Minimum age']) assert.equal(await page.getByLabel(name, { exact: true }).count(), 1, name);
   for (const name of ['Choose photos…', 'Take a photo…', 'Start webcam']) {
     assert.equal(await page.getByRole('button', { name }).count(), 1, name);
@@ -340,9 +392,9 @@ async function checkModes(page) {
     // No labelled faces: the modes run on the generated image (no face, so no answer); step 8
     // checks the answers for a face near the line.
     await setMode(page, 'verify', { 'stated-age': 30 });
-    for (const c of await answers(page, 'checks')) assert.deepEqual(c.answers, [], c.title);
+    for (const c of await answers(page, 'checks', { claim: { age: 30 } })) assert.deepEqual(c.answers, [], c.title);
     await setMode(page, 'gate', { threshold: 18 });
-    for (const c of await answers(page, 'gates')) assert.deepEqual(c.answers, [], c.title);
+    for (const c of await answers(page, 'gates', { gate: 18 })) assert.deepEqual(c.answers, [], c.title);
     await setMode(page, 'estimate');
     return;
   }
@@ -358,8 +410,8 @@ async function checkModes(page) {
     await dropFiles(page, [faceSpec(file)], false);
     await waitForCards(page, n + 1);
     const card = await page.evaluate(() => {
-      const node = [...document.querySelectorAll('.result')].at(-1);
-      return { faces: node.analysis?.faces.length, checks: node.checks, estimate: node.analysis?.faces[0]?.estimate };
+      const r = window.seen.results.at(-1);
+      return { faces: r.analysis?.faces.length, checks: r.checks, estimate: r.analysis?.faces[0]?.estimate };
     });
     assert.equal(card.faces, 1, `${path.basename(file)}: one face`);
     results.push({ file: path.basename(file) + '.png', truth, est: card.estimate, check: card.checks[0] });
@@ -387,7 +439,7 @@ async function checkModes(page) {
   // A claim far from everyone (age 75, on adults 30-50 and children): never "consistent", and
   // "inconsistent" for the children.
   await setMode(page, 'verify', { 'stated-age': 75, 'stated-gender': '' });
-  for (const c of await answers(page, 'checks')) {
+  for (const c of await answers(page, 'checks', { claim: { age: 75 } })) {
     const r = byName.get(c.title);
     if (!r) continue;
     assert.notEqual(c.answers[0].verdict, 'consistent', `${c.title}: age 75 is not consistent`);
@@ -398,7 +450,7 @@ async function checkModes(page) {
   // Age gate at 18: adults never "clearly under", children never "clearly over"; and the gate is
   // not useless: some face gets a clear answer on each side.
   await setMode(page, 'gate', { threshold: 18 });
-  const gates = (await answers(page, 'gates')).filter((c) => byName.has(c.title));
+  const gates = (await answers(page, 'gates', { gate: 18 })).filter((c) => byName.has(c.title));
   summary.cases.ageGate18 = gates.map((c) => ({ title: c.title, decision: c.answers[0].decision }));
   for (const c of gates) {
     const { truth } = byName.get(c.title);
@@ -408,13 +460,13 @@ async function checkModes(page) {
   assert.ok(gates.some((c) => c.answers[0].decision === 'clearly_over'), 'some adult is clearly over 18');
   assert.ok(gates.some((c) => c.answers[0].decision === 'clearly_under'), 'some child is clearly under 18');
   // The group photo in age-gate mode: every face has an answer drawn and listed.
-  const group = (await answers(page, 'gates')).find((c) => c.title === 'group-1.jpg');
+  const group = (await answers(page, 'gates', { gate: 18 })).find((c) => c.title === 'group-1.jpg');
   assert.equal(group.items.length, group.answers.length);
   assert.match(group.summary, /clearly over 18|check ID|clearly under 18/);
   await page.locator('.result').filter({ hasText: 'group-1.jpg' }).first()
     .screenshot({ path: path.join(artifacts, 'age-gate-group.png') });
   await setMode(page, 'verify', { 'stated-age': 40, 'stated-gender': 'female' });
-  await answers(page, 'checks');
+  await answers(page, 'checks', { claim: { age: 40, gender: 'female' } });
   await page.locator('.result').filter({ hasText: 'group-1.jpg' }).first()
     .screenshot({ path: path.join(artifacts, 'verify-group.png') });
 }
@@ -459,7 +511,7 @@ async function checkExport(page) {
   await json.saveAs(jsonPath);
   const doc = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
   assert.equal(doc.file, title);
-  const faces = await card.evaluate((n) => n.analysis.faces.length);
+  const faces = await card.locator('.result-faces li').count();
   assert.equal(doc.analysis.faces.length, faces, 'the JSON holds every face');
   assert.ok(doc.tool.startsWith('agegender '));
   assert.ok(png.suggestedFilename().endsWith('.png') && json.suggestedFilename().endsWith('.json'));
@@ -481,6 +533,7 @@ async function checkWebcam() {
   try {
     const context = await camBrowser.newContext({ viewport: { width: 1280, height: 900 } });
     await context.grantPermissions(['camera'], { origin });
+    await watchPage(context);
     const page = await context.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -489,39 +542,41 @@ async function checkWebcam() {
     });
     const requests = [];
     await page.goto(origin + '/');
-    await page.waitForSelector('body[data-ready="true"]', { timeout: TIMEOUT });
+    await waitReady(page);
     page.on('request', (r) => requests.push(r.url()));
     await setMode(page, 'gate', { threshold: 18 });
     await page.click('#webcam-toggle');
     await page.waitForFunction(
-      () => document.body.dataset.webcam === 'running' || document.getElementById('status').dataset.state === 'error',
+      () => document.getElementById('webcam-toggle').getAttribute('aria-pressed') === 'true'
+        || document.getElementById('status').dataset.state === 'error',
       null,
       { timeout: TIMEOUT },
     );
     assert.equal(await page.getAttribute('#webcam-toggle', 'aria-pressed'), 'true', await page.textContent('#status'));
     // Enough frames for the rate to settle; the fake camera runs at 30 frames/s, faster than the
     // model, so frames must have been dropped.
-    await page.waitForFunction(() => Number(document.getElementById('webcam').dataset.frames) >= 8, null,
-      { timeout: TIMEOUT, polling: 200 });
-    const first = await page.evaluate(() => document.getElementById('webcam').tracked.faces.map((f) => f.id));
-    await page.waitForFunction(() => Number(document.getElementById('webcam').dataset.frames) >= 14, null,
-      { timeout: TIMEOUT, polling: 200 });
+    await page.waitForFunction(() => window.seen.frames >= 8, null, { timeout: TIMEOUT, polling: 200 });
+    const first = await page.evaluate(() => window.seen.frame.frame.faces.map((f) => f.id));
+    await page.waitForFunction(() => window.seen.frames >= 14, null, { timeout: TIMEOUT, polling: 200 });
     await page.screenshot({ path: path.join(artifacts, 'webcam.png'), fullPage: true });
     const state = await page.evaluate(() => {
-      const s = document.getElementById('webcam');
+      const { frame, gates, frames, dropped, fps } = window.seen.frame;
       return {
-        ...s.dataset,
+        frames,
+        dropped,
+        fps,
         stats: document.getElementById('webcam-stats').textContent,
-        ids: s.tracked.faces.map((f) => f.id),
-        trackFrames: s.tracked.faces.map((f) => f.frames),
-        ages: s.tracked.faces.map((f) => f.estimate?.age),
-        gates: (s.gates ?? []).map((g) => g.decision),
+        ids: frame.faces.map((f) => f.id),
+        trackFrames: frame.faces.map((f) => f.frames),
+        ages: frame.faces.map((f) => f.estimate?.age),
+        gates: (gates ?? []).map((g) => g.decision),
         items: document.querySelectorAll('#webcam-faces li').length,
       };
     });
-    assert.match(state.stats, /^\d+\.\d frames\/s analysed · \d+ skipped while busy/);
-    assert.ok(Number(state.fps) > 0, 'a frame rate is shown');
-    assert.ok(Number(state.dropped) > 0, 'frames are dropped while the worker is busy');
+    // What the stats line says: the rate and the frames skipped.
+    const [, fps, dropped] = state.stats.match(/^(\d+\.\d) frames\/s analysed · (\d+) skipped while busy/) ?? [];
+    assert.ok(Number(fps) > 0, `a frame rate is shown: ${state.stats}`);
+    assert.ok(Number(dropped) > 0, 'frames are dropped while the worker is busy');
     assert.equal(state.items, state.ids.length, 'one list entry per tracked face');
     assert.equal(state.gates.length, state.ids.length, 'the age gate answers in webcam mode too');
     if (still) {
@@ -539,9 +594,9 @@ async function checkWebcam() {
     assert.deepEqual(problems, [], 'webcam: errors in the page console');
     await context.close();
     return {
-      fps: Number(state.fps),
-      frames: Number(state.frames),
-      dropped: Number(state.dropped),
+      fps: Number(state.fps.toFixed(2)),
+      frames: state.frames,
+      dropped: state.dropped,
       ids: state.ids,
       ages: state.ages.map((a) => a && Math.round(a)),
       gates: state.gates,
@@ -666,12 +721,14 @@ async function waitForCards(page, n) {
   );
 }
 
-/** What each result card shows, and how many face boxes are actually visible on its canvas. */
+/** What each result card shows, with its result event, and how many face boxes are actually
+ * visible on its canvas. */
 async function readCards(page) {
   return page.evaluate(() =>
-    [...document.querySelectorAll('.result')].map((node) => {
+    [...document.querySelectorAll('.result')].map((node, i) => {
       const canvas = node.querySelector('canvas');
-      const faces = node.analysis?.faces ?? [];
+      const shown = window.seen.results[i];
+      const faces = shown?.analysis?.faces ?? [];
       // A box is drawn if the middle of one of its edges (inside the image; a neighbour's label
       // may hide some) has a bright, saturated box colour.
       const ctx = canvas.getContext('2d');
@@ -686,8 +743,8 @@ async function readCards(page) {
       return {
         title: node.querySelector('.result-title').textContent,
         state: node.dataset.state,
-        faces: Number(node.dataset.faces ?? -1),
-        ms: Number(node.dataset.ms ?? NaN),
+        faces: shown?.analysis ? faces.length : -1,
+        ms: shown?.ms ?? NaN,
         summary: node.querySelector('.result-summary').textContent,
         items: [...node.querySelectorAll('.result-faces li')].map((li) => li.textContent),
         estimates: faces.map((f) => f.estimate ?? null),

@@ -1,0 +1,140 @@
+// The live webcam: frames at most WEBCAM_SIDE px go to the worker's tracker; a frame that arrives
+// while the worker is still busy is dropped, not queued. The tracked faces are drawn on an overlay.
+
+import { drawFaces } from './draw.js';
+import { emit } from './events.js';
+import { listItems } from './face-list.js';
+import { checkRequest } from './modes.js';
+import { setStatus } from './status.js';
+import { analyze, ask } from './worker-client.js';
+
+/** Longest side of a webcam frame sent to the worker: enough for faces at arm's length. */
+const WEBCAM_SIDE = 640;
+
+const $ = (id) => document.getElementById(id);
+const section = $('webcam');
+const video = $('webcam-video');
+const overlay = $('webcam-overlay');
+const stats = $('webcam-stats');
+const toggle = $('webcam-toggle');
+
+const cam = {
+  stream: null,
+  busy: false,
+  frames: 0, // analysed
+  dropped: 0, // skipped while the worker was busy
+  fps: 0,
+  lastDone: 0,
+  grab: null, // canvas the frames are read from
+  model: null,
+};
+
+/** Wires the "Start webcam" button; `model.hasClassifier` is read at each frame. */
+export function setUpWebcam(model) {
+  cam.model = model;
+  toggle.addEventListener('click', () => (cam.stream ? stop() : start()));
+}
+
+async function start() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    setStatus('This browser gives the page no camera access.', 'error');
+    return;
+  }
+  toggle.disabled = true;
+  try {
+    cam.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: 'user' },
+      audio: false,
+    });
+  } catch (e) {
+    setStatus(`The camera could not be started: ${e.message || e.name}`, 'error');
+    toggle.disabled = false;
+    return;
+  }
+  Object.assign(cam, { busy: false, frames: 0, dropped: 0, fps: 0, lastDone: 0 });
+  await ask({ type: 'track-reset' }).catch(() => {});
+  video.srcObject = cam.stream;
+  await video.play();
+  section.hidden = false;
+  toggle.textContent = 'Stop webcam';
+  toggle.setAttribute('aria-pressed', 'true');
+  toggle.disabled = false;
+  stats.textContent = 'Starting…';
+  nextVideoFrame();
+}
+
+function stop() {
+  for (const t of cam.stream?.getTracks() ?? []) t.stop();
+  cam.stream = null;
+  video.srcObject = null;
+  section.hidden = true;
+  toggle.textContent = 'Start webcam';
+  toggle.setAttribute('aria-pressed', 'false');
+}
+
+/** Called once per new video frame (requestVideoFrameCallback where there is one). */
+function nextVideoFrame() {
+  if (!cam.stream) return;
+  if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onVideoFrame);
+  else requestAnimationFrame(onVideoFrame);
+}
+
+function onVideoFrame() {
+  if (!cam.stream) return;
+  nextVideoFrame();
+  // The worker is still on an earlier frame: drop this one rather than queue it.
+  if (cam.busy) {
+    cam.dropped++;
+    return;
+  }
+  const vw = video.videoWidth;
+  const vh = video.videoHeight;
+  if (!vw || !vh) return;
+  const k = Math.min(1, WEBCAM_SIDE / Math.max(vw, vh));
+  const width = Math.round(vw * k);
+  const height = Math.round(vh * k);
+  cam.grab ??= document.createElement('canvas');
+  if (cam.grab.width !== width || cam.grab.height !== height) {
+    cam.grab.width = width;
+    cam.grab.height = height;
+  }
+  const ctx = cam.grab.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, width, height);
+  const rgba = ctx.getImageData(0, 0, width, height).data.buffer;
+  cam.busy = true;
+  const request = checkRequest();
+  analyze(rgba, width, height, request, { track: true, time: performance.now() })
+    .then((reply) => {
+      if (cam.stream) showFrame(reply, request);
+    })
+    .catch((e) => {
+      stats.textContent = `Frame not analysed: ${e.message}`;
+    })
+    .finally(() => {
+      cam.busy = false;
+    });
+}
+
+function showFrame(reply, request) {
+  const now = performance.now();
+  cam.frames++;
+  if (cam.lastDone) {
+    // Frames analysed per second, averaged over about a second.
+    const inst = 1000 / Math.max(1, now - cam.lastDone);
+    cam.fps = cam.fps ? cam.fps + 0.3 * (inst - cam.fps) : inst;
+  }
+  cam.lastDone = now;
+  const frame = reply.tracked;
+  const { faces } = frame;
+  const { checks, gates } = reply;
+  const view = { faces, ids: faces.map((f) => f.id), checks, gates, claim: request.claim, hasClassifier: cam.model.hasClassifier };
+  overlay.width = frame.width;
+  overlay.height = frame.height;
+  const ctx = overlay.getContext('2d');
+  ctx.clearRect(0, 0, frame.width, frame.height);
+  drawFaces(ctx, frame.width, frame.height, view);
+  $('webcam-faces').replaceChildren(...listItems(view));
+  const found = faces.length === 0 ? 'no face in view' : `${faces.length} face${faces.length === 1 ? '' : 's'}`;
+  stats.textContent = `${cam.fps.toFixed(1)} frames/s analysed · ${cam.dropped} skipped while busy · ${found}`;
+  emit('frame', { frame, checks, gates, frames: cam.frames, dropped: cam.dropped, fps: cam.fps });
+}
