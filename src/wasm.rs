@@ -60,6 +60,14 @@ impl Analyzer {
         to_js(&analysis)
     }
 
+    /// Makes the detector ready for `options`' working size (see [`Options`]) now, so the first
+    /// image at that size does not wait for it; the default size is ready from the start.
+    pub fn prepare(&self, options: JsValue) -> Result<(), JsError> {
+        let options: Options = from_js_or_default(options)?;
+        self.pipeline.detector().prepare(&options.detect)?;
+        Ok(())
+    }
+
     /// Which models are loaded: `{ version, detector, working_size, classifier, calibration }`
     /// (`working_size`: the default longer side photos are detected at)
     /// (`classifier` and `calibration` are `null` in a build without the age/gender model).

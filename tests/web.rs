@@ -54,6 +54,29 @@ fn constructs_and_reports_its_models() {
 }
 
 #[wasm_bindgen_test]
+fn the_webcam_working_size_is_prepared_and_used() {
+    ANALYZER.with(|a| {
+        let small = js_sys::JSON::parse(r#"{ "detect": { "working_size": 320 } }"#).expect("json");
+        a.prepare(small.clone())
+            .map_err(JsValue::from)
+            .unwrap_or_else(|e| panic!("{}", message(&e)));
+        let rgba = common::synthetic_scene_rgba();
+        let result = a
+            .analyze(&rgba, common::SCENE_WIDTH, common::SCENE_HEIGHT, small)
+            .map_err(JsValue::from)
+            .unwrap_or_else(|e| panic!("{}", message(&e)));
+        let faces: js_sys::Array = get(&result, "faces").dyn_into().expect("faces");
+        assert_eq!(faces.length(), 1, "the generated face, at 320 px too");
+        let bad = js_sys::JSON::parse(r#"{ "detect": { "working_size": 8 } }"#).expect("json");
+        let err = a
+            .prepare(bad)
+            .map_err(JsValue::from)
+            .expect_err("too small");
+        assert!(message(&err).contains("working_size"), "{}", message(&err));
+    });
+}
+
+#[wasm_bindgen_test]
 fn analyzes_a_generated_image_into_plain_objects() {
     ANALYZER.with(|a| {
         let result = scene(a).unwrap_or_else(|e| panic!("{}", message(&e)));

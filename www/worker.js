@@ -107,6 +107,11 @@ self.onmessage = async ({ data }) => {
       postMessage({ id, result: null });
       return;
     }
+    if (type === 'prepare') {
+      analyzer.prepare(data.options ?? {});
+      postMessage({ id, result: null });
+      return;
+    }
     if (type === 'check') {
       postMessage({ id, result: data.analysis, ...checksFor(data.analysis, data.claim, data.gate) });
       return;
