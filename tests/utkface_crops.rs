@@ -128,14 +128,14 @@ fn aligned_crops_are_found_with_eyes_in_place() {
     }
     for (degrees, found, in_place) in report {
         // Upright, the target. Rolled 30 degrees, YuNet under-reads the roll by about
-        // half (its eyes tilt 15-16 degrees on these crops) and scores some faces below the
-        // threshold: 96.5% / 98.5% found, 90% / 84.5% with the eyes in place (200 crops,
-        // 2026-12-02). Required here at what holds today, so a regression shows; reaching 99.5%
-        // needs a second, de-rotated look at tilted faces.
+        // half and scores some faces below the threshold; the detector's second, turned look at
+        // tilted faces brings +30 / -30 degrees from 96.5% / 98.5% found and 90% / 84.5% with
+        // the eyes in place to 98% / 99.5% and 94.5% / 96% (200 crops, 2026-12-02). Required
+        // here at what holds today, so a regression shows.
         let (want_found, want_in_place) = if degrees == 0.0 {
             (0.995, 0.995)
         } else {
-            (0.95, 0.8)
+            (0.975, 0.94)
         };
         assert!(
             found >= want_found && in_place >= want_in_place,
