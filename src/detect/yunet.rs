@@ -72,8 +72,20 @@ pub fn decode(
 mod tests {
     use super::*;
 
+    type Outputs = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+    fn level(o: &Outputs) -> Level<'_> {
+        Level {
+            stride: 16,
+            cls: &o.0,
+            obj: &o.1,
+            bbox: &o.2,
+            kps: &o.3,
+        }
+    }
+
     /// A 64x32 canvas at stride 16: a 4x2 grid.
-    fn level_with_one_face(cell: usize, score: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn level_with_one_face(cell: usize, score: f32) -> Outputs {
         let cells = 8;
         let mut cls = vec![0.0; cells];
         let mut obj = vec![0.0; cells];
@@ -92,14 +104,8 @@ mod tests {
     #[test]
     fn grid_cells_are_row_major_and_offsets_scale_by_stride() {
         // Cell 6 of a 4-column grid: column 2, row 1.
-        let (cls, obj, bbox, kps) = level_with_one_face(6, 0.8);
-        let level = Level {
-            stride: 16,
-            cls: &cls,
-            obj: &obj,
-            bbox: &bbox,
-            kps: &kps,
-        };
+        let outputs = level_with_one_face(6, 0.8);
+        let level = level(&outputs);
         let dets = decode(&level, 64, 32, 0.5).expect("fits");
         assert_eq!(dets.len(), 1);
         let d = dets[0];
@@ -123,14 +129,8 @@ mod tests {
 
     #[test]
     fn low_scores_and_nan_are_dropped() {
-        let (cls, obj, bbox, kps) = level_with_one_face(3, 0.4);
-        let level = Level {
-            stride: 16,
-            cls: &cls,
-            obj: &obj,
-            bbox: &bbox,
-            kps: &kps,
-        };
+        let outputs = level_with_one_face(3, 0.4);
+        let level = level(&outputs);
         assert!(decode(&level, 64, 32, 0.5).expect("fits").is_empty());
         assert_eq!(decode(&level, 64, 32, 0.3).expect("fits").len(), 1);
         let nan = vec![f32::NAN; 8];
@@ -140,14 +140,8 @@ mod tests {
 
     #[test]
     fn slices_that_do_not_fit_the_grid_are_refused() {
-        let (cls, obj, bbox, kps) = level_with_one_face(0, 0.9);
-        let level = Level {
-            stride: 16,
-            cls: &cls,
-            obj: &obj,
-            bbox: &bbox,
-            kps: &kps,
-        };
+        let outputs = level_with_one_face(0, 0.9);
+        let level = level(&outputs);
         // A 64x64 canvas has 8 cells at stride 16, not 4... nor 16.
         assert!(decode(&level, 64, 64, 0.5).is_none());
         assert!(decode(&level, 32, 32, 0.5).is_none());
