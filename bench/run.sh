@@ -39,9 +39,11 @@ skipped() { [[ ",${BENCH_SKIP:-}," == *,$1,* ]]; }
 
 # tractbench (only for the browser and native sections): the same agegender code, native and
 # wasm32 (+simd128 from .cargo/config.toml); separate target folders so they never share a lock.
-if ! skipped browser || ! skipped native; then
+if ! skipped native; then
     say "cargo build tractbench (native, release)"
     (cd bench/tractbench && $NICE cargo build --release --quiet --bin tractbench --target-dir ../target)
+fi
+if ! skipped browser; then
     say "cargo build tractbench (wasm32, release) + wasm-bindgen"
     (cd bench/tractbench && $NICE cargo build --release --quiet --lib --target wasm32-unknown-unknown \
         --target-dir ../target-wasm)
