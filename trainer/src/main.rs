@@ -295,8 +295,12 @@ fn main() -> Result<()> {
                     stop_after: a.stop_after,
                 },
             )?;
+            let loss = state
+                .best_val_loss
+                .map(|l| format!(" (validation loss {l:.3}, which chose it)"))
+                .unwrap_or_default();
             eprintln!(
-                "best validation MAE {:.3} at epoch {}",
+                "best validation MAE {:.3} at epoch {}{loss}",
                 state.best_val_mae, state.best_epoch
             );
         }

@@ -654,6 +654,58 @@ mod tests {
     }
 
     #[test]
+    fn a_joint_export_calibrates_on_both_sets_and_scores_each_apart() {
+        let _serial = crate::train::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let data = crate::train::tests::fake_utk("joint-export", 60);
+        let (mut samples, _) = crate::dataset::load_utk_dir(&data, None).unwrap();
+        samples.extend(crate::train::tests::fake_fairface(90));
+        let cfg = crate::train::TrainConfig {
+            fairface_weight: Some(1.0),
+            ..tiny_config(1)
+        };
+        let run = data.join("run");
+        let quiet = crate::train::Control {
+            quiet: true,
+            ..Default::default()
+        };
+        crate::train::train(&samples, &cfg, &RunDir(run.clone()), quiet).unwrap();
+        let (out, report) = (data.join("model"), data.join("report"));
+        export_run(ExportArgs {
+            run: &run,
+            out: &out,
+            samples: Some(&samples),
+            data_label: "utk + ff".into(),
+            allow_int8: true,
+            report_dir: Some(report.clone()),
+            calibration_from: None,
+        })
+        .unwrap();
+        let card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("agegender.json")).unwrap()).unwrap();
+        let g = &card["gender_calibration"];
+        assert!(g["fitted_on"].as_str().unwrap().contains("all datasets"));
+        let per = &g["per_dataset"];
+        let val = |d| samples.iter().filter(|s| s.split == Split::Val && s.dataset == d).count();
+        assert_eq!(per["utkface"]["faces"], val(Dataset::UtkFace));
+        assert_eq!(per["fairface"]["faces"], val(Dataset::FairFace));
+        // UTKFace keeps its exact-age report; FairFace is scored on bins, apart.
+        let test = |d| samples.iter().filter(|s| s.split == Split::Test && s.dataset == d).count();
+        assert_eq!(card["metrics"]["test"]["n"], test(Dataset::UtkFace));
+        assert_eq!(card["metrics"]["fairface_test"]["n"], test(Dataset::FairFace));
+        assert!(card["metrics"]["fairface_test"]["age_bin_accuracy"].is_f64());
+        assert!(card["training"]["data_licence"].as_str().unwrap().contains("CC BY 4.0"));
+        assert!(card["training"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("--fairface <fairface> --fairface-weight 1"));
+        let md = std::fs::read_to_string(report.join("fairface_test_metrics.md")).unwrap();
+        assert!(md.contains("## By race") && md.contains("| all |"), "{md}");
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
     fn the_command_includes_the_run_the_weights_came_from() {
         let dir = std::env::temp_dir().join(format!("agegender-cmd-{}", std::process::id()));
         let source = dir.join("source");
