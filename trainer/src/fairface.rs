@@ -134,10 +134,7 @@ struct AlignCache {
 /// options.
 fn detector_key(opts: &DetectOptions) -> String {
     let options = serde_json::to_string(opts).unwrap_or_default();
-    format!(
-        "{:016x} {options}",
-        fnv1a(agegender::detect::BLAZEFACE_BACK_256)
-    )
+    format!("{:016x} {options}", fnv1a(agegender::detect::YUNET))
 }
 
 fn read_cache(path: &Path, key: &str) -> AlignCache {

@@ -519,7 +519,7 @@ mod tests {
                 let mut o = outcome(fairface::AGE_BINS_FF[bin as usize].1, gender, age, p);
                 o.label.age_bin = Some(bin);
                 o.label.race = Some(race);
-                o.estimate.gender_reliable = (p - 0.5).abs() >= 0.2;
+                o.estimate.gender_reliable = (p - 0.5).abs() >= agegender::estimate::GENDER_MARGIN;
                 o
             })
             .collect();

@@ -687,19 +687,39 @@ mod tests {
         let g = &card["gender_calibration"];
         assert!(g["fitted_on"].as_str().unwrap().contains("all datasets"));
         let per = &g["per_dataset"];
-        let val = |d| samples.iter().filter(|s| s.split == Split::Val && s.dataset == d).count();
+        let val = |d| {
+            samples
+                .iter()
+                .filter(|s| s.split == Split::Val && s.dataset == d)
+                .count()
+        };
         assert_eq!(per["utkface"]["faces"], val(Dataset::UtkFace));
         assert_eq!(per["fairface"]["faces"], val(Dataset::FairFace));
         // UTKFace keeps its exact-age report; FairFace is scored on bins, apart.
-        let test = |d| samples.iter().filter(|s| s.split == Split::Test && s.dataset == d).count();
+        let test = |d| {
+            samples
+                .iter()
+                .filter(|s| s.split == Split::Test && s.dataset == d)
+                .count()
+        };
         assert_eq!(card["metrics"]["test"]["n"], test(Dataset::UtkFace));
-        assert_eq!(card["metrics"]["fairface_test"]["n"], test(Dataset::FairFace));
+        assert_eq!(
+            card["metrics"]["fairface_test"]["n"],
+            test(Dataset::FairFace)
+        );
         assert!(card["metrics"]["fairface_test"]["age_bin_accuracy"].is_f64());
-        assert!(card["training"]["data_licence"].as_str().unwrap().contains("CC BY 4.0"));
-        assert!(card["training"]["command"]
-            .as_str()
-            .unwrap()
-            .contains("--fairface <fairface> --fairface-weight 1"));
+        assert!(
+            card["training"]["data_licence"]
+                .as_str()
+                .unwrap()
+                .contains("CC BY 4.0")
+        );
+        assert!(
+            card["training"]["command"]
+                .as_str()
+                .unwrap()
+                .contains("--fairface <fairface> --fairface-weight 1")
+        );
         let md = std::fs::read_to_string(report.join("fairface_test_metrics.md")).unwrap();
         assert!(md.contains("## By race") && md.contains("| all |"), "{md}");
         std::fs::remove_dir_all(&data).ok();
