@@ -185,14 +185,22 @@ struct Row {
 
 /// Loads a FairFace folder: parses `labels.csv`, decodes the images, finds each face with the
 /// page's detector and options (cached in `cache`), and keeps those with a face. `limit` keeps
-/// that many rows spread over the list.
+/// that many rows spread over the list. `working_size`, when given, replaces the page's canvas
+/// side: images smaller than the canvas are never enlarged, so a small canvas shows the
+/// detector the same face pixels with less black around them, for a fraction of the time.
 pub fn load(
     dir: &Path,
     cache: &Path,
     limit: Option<usize>,
+    working_size: Option<u32>,
 ) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
     let detector = Detector::new().map_err(|e| DatasetError::Detector(e.to_string()))?;
-    let opts = DetectOptions::default();
+    let mut opts = DetectOptions::default();
+    if let Some(side) = working_size {
+        opts.working_size = side;
+        opts.validate()
+            .map_err(|e| DatasetError::Detector(e.to_string()))?;
+    }
     let find = |img: &RgbImage| detector.detect(img, &opts).map_err(|e| e.to_string());
     load_with(dir, cache, limit, &detector_key(&opts), &find)
 }

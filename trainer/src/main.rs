@@ -115,6 +115,11 @@ struct FairFaceArgs {
     /// (default: `fairface_faces.json` in the run directory).
     #[arg(long)]
     align_cache: Option<PathBuf>,
+    /// Detect FairFace faces on a canvas of this side instead of the page's (640): FairFace's
+    /// 96x96 crops are never enlarged, so they meet the detector at the same scale on a
+    /// smaller, faster canvas. Part of the cache key.
+    #[arg(long)]
+    align_working_size: Option<u32>,
 }
 
 impl FairFaceArgs {
@@ -131,7 +136,7 @@ impl FairFaceArgs {
             .align_cache
             .clone()
             .unwrap_or_else(|| run_dir.join("fairface_faces.json"));
-        let (samples, report) = fairface::load(dir, &cache, limit)?;
+        let (samples, report) = fairface::load(dir, &cache, limit, self.align_working_size)?;
         eprintln!("FairFace: {}", report.summary());
         Ok(Some((samples, report)))
     }
