@@ -1,8 +1,11 @@
-//! Dataset loaders (UTKFace folder, pixel CSV, manifest CSV), the deterministic split, and the
-//! skip-and-count report. Every sample is kept decoded in memory as an aligned face crop.
+//! Dataset loaders (UTKFace folder, pixel CSV, manifest CSV; FairFace in `fairface`), the
+//! deterministic split, and the skip-and-count report. Every sample is kept decoded in memory
+//! with the map from classifier input pixels to its pixels.
 
 use std::path::{Path, PathBuf};
 
+use agegender::Detection;
+use agegender::preprocess::{self, Similarity};
 use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -23,6 +26,8 @@ pub enum DatasetError {
     MissingColumn { path: PathBuf, column: &'static str },
     #[error("no usable samples in {0}")]
     Empty(PathBuf),
+    #[error("face detector: {0}")]
+    Detector(String),
 }
 
 /// Which part of the data a sample belongs to.
@@ -57,11 +62,16 @@ pub fn split_of(name: &str) -> Split {
 /// Labels of one face.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Label {
+    /// Age in years; for a binned label (`age_bin`), the bin's lowest age, never scored as exact.
     pub age: u32,
     /// 0 male, 1 female (UTKFace convention).
     pub gender: u8,
-    /// UTKFace ethnicity 0-4 where known.
+    /// Ethnicity where known: UTKFace's 0-4 ([`RACES`]) or FairFace's 0-6
+    /// (`fairface::RACES`), by [`Sample::dataset`].
     pub race: Option<u8>,
+    /// FairFace's age bin (index into `fairface::AGE_BINS`) when only the bin is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_bin: Option<u8>,
 }
 
 pub const RACES: [&str; 5] = ["white", "black", "asian", "indian", "others"];
@@ -103,7 +113,23 @@ pub fn parse_utk_name(name: &str) -> Result<Label, NameError> {
     } else {
         None
     };
-    Ok(Label { age, gender, race })
+    Ok(Label {
+        age,
+        gender,
+        race,
+        age_bin: None,
+    })
+}
+
+/// Where a sample comes from: sets are scored separately.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    /// UTKFace and the other aligned-crop formats (exact ages).
+    #[default]
+    UtkFace,
+    /// FairFace: in-the-wild crops aligned by the detector, binned ages.
+    FairFace,
 }
 
 /// One decoded face with its labels.
@@ -113,6 +139,30 @@ pub struct Sample {
     pub label: Label,
     pub image: RgbImage,
     pub split: Split,
+    pub dataset: Dataset,
+    /// The detected face `image` is aligned by; `None` when the image is already an aligned
+    /// UTKFace-style crop (its whole frame is the face).
+    pub face: Option<Detection>,
+}
+
+impl Sample {
+    /// The map from a `size` x `size` classifier input to this sample's pixels: the page's
+    /// alignment for a detected face, the whole frame for an aligned crop. Augmentation
+    /// jitters this map, so both kinds go through one warp.
+    pub fn similarity(&self, size: u32) -> Similarity {
+        match &self.face {
+            Some(det) => agegender::align::similarity(det, size),
+            None => {
+                let side = self.image.width().min(self.image.height()) as f32;
+                Similarity::whole_frame(side, size)
+            }
+        }
+    }
+
+    /// The unaugmented `size` x `size` classifier input.
+    pub fn input(&self, size: u32) -> RgbImage {
+        preprocess::warp(&self.image, &self.similarity(size), size)
+    }
 }
 
 #[cfg(test)]
@@ -125,9 +175,12 @@ impl Sample {
                 age: 30,
                 gender,
                 race: None,
+                age_bin: None,
             },
             split: Split::Train,
             image: RgbImage::new(1, 1),
+            dataset: Dataset::UtkFace,
+            face: None,
         }
     }
 }
@@ -142,15 +195,42 @@ pub struct LoadReport {
     pub malformed_names: Vec<String>,
     pub undecodable: Vec<String>,
     pub bad_rows: Vec<String>,
+    /// Listed files that are not there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_files: Vec<String>,
+    /// Decoded images in which the detector found no face.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub no_face: Vec<String>,
 }
 
 impl LoadReport {
     pub fn skipped(&self) -> usize {
-        self.malformed_names.len() + self.undecodable.len() + self.bad_rows.len()
+        self.malformed_names.len()
+            + self.undecodable.len()
+            + self.bad_rows.len()
+            + self.missing_files.len()
+            + self.no_face.len()
+    }
+
+    /// One line for the log.
+    pub fn summary(&self) -> String {
+        format!(
+            "loaded {} of {} from {} ({} skipped: {} malformed names, {} undecodable, {} bad rows, {} missing, {} without a face; {} without race)",
+            self.loaded,
+            self.seen,
+            self.source,
+            self.skipped(),
+            self.malformed_names.len(),
+            self.undecodable.len(),
+            self.bad_rows.len(),
+            self.missing_files.len(),
+            self.no_face.len(),
+            self.missing_race
+        )
     }
 }
 
-fn decode_file(path: &Path) -> Option<RgbImage> {
+pub(crate) fn decode_file(path: &Path) -> Option<RgbImage> {
     // The library's decoder: the same size limits, EXIF orientation and alpha handling as
     // `predict` and the page, so a photo is read the same way in training and in use.
     agegender::decode::open(path).ok()
@@ -210,6 +290,8 @@ pub fn load_utk_dir(
                     label,
                     image,
                     split,
+                    dataset: Dataset::UtkFace,
+                    face: None,
                 });
             }
         }
@@ -221,7 +303,7 @@ pub fn load_utk_dir(
     Ok((samples, report))
 }
 
-fn column(
+pub(crate) fn column(
     headers: &csv::StringRecord,
     path: &Path,
     name: &'static str,
@@ -307,8 +389,15 @@ pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetE
         samples.push(Sample {
             split: split_of(&name),
             name,
-            label: Label { age, gender, race },
+            label: Label {
+                age,
+                gender,
+                race,
+                age_bin: None,
+            },
             image: image::DynamicImage::ImageLuma8(grey).to_rgb8(),
+            dataset: Dataset::UtkFace,
+            face: None,
         });
     }
     report.loaded = samples.len();
@@ -351,6 +440,8 @@ pub fn load_manifest(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetEr
                     name,
                     label,
                     image,
+                    dataset: Dataset::UtkFace,
+                    face: None,
                 })
             }
         }
@@ -409,6 +500,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, DatasetError> {
                 age,
                 gender,
                 race: None,
+                age_bin: None,
             }),
         });
     }
@@ -451,7 +543,8 @@ mod tests {
             Ok(Label {
                 age: 26,
                 gender: 1,
-                race: Some(2)
+                race: Some(2),
+                age_bin: None,
             })
         );
         assert_eq!(
@@ -459,7 +552,8 @@ mod tests {
             Ok(Label {
                 age: 39,
                 gender: 1,
-                race: None
+                race: None,
+                age_bin: None,
             })
         );
         assert_eq!(
@@ -549,7 +643,8 @@ mod tests {
             Label {
                 age: 25,
                 gender: 1,
-                race: Some(0)
+                race: Some(0),
+                age_bin: None,
             }
         );
         assert_eq!(report.bad_rows.len(), 3, "{:?}", report.bad_rows);

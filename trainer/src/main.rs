@@ -3,6 +3,7 @@
 mod dataset;
 mod distill;
 mod export;
+mod fairface;
 mod import;
 mod metrics;
 mod model;
@@ -12,7 +13,7 @@ mod relabel;
 mod ship;
 mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -42,8 +43,10 @@ struct EvalArgs {
     #[arg(long, default_value = "model/agegender.onnx")]
     model: PathBuf,
     /// UTKFace-style folder, pixel CSV or `path,age,gender` manifest (faces as aligned crops).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "fairface")]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    fairface: FairFaceArgs,
     /// Which split to evaluate: test, val, train or all.
     #[arg(long, default_value = "test")]
     split: String,
@@ -86,6 +89,8 @@ struct ExportArgs {
     /// Dataset for choosing f32/int8 and calibrating ranges on validation, and test metrics.
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    fairface: FairFaceArgs,
     /// Ship f32 even if int8 keeps accuracy.
     #[arg(long)]
     no_int8: bool,
@@ -99,11 +104,62 @@ struct ExportArgs {
     calibration_from: Option<PathBuf>,
 }
 
+/// The FairFace folder, next to `--data`.
+#[derive(clap::Args)]
+struct FairFaceArgs {
+    /// FairFace folder (`labels.csv` and the images it lists): faces found and aligned by the
+    /// page's detector, ages as bins.
+    #[arg(long)]
+    fairface: Option<PathBuf>,
+    /// The detections of the FairFace faces, reused while the detector is unchanged
+    /// (default: `fairface_faces.json` in the run directory).
+    #[arg(long)]
+    align_cache: Option<PathBuf>,
+    /// Detect FairFace faces on a canvas of this side instead of the page's (640): FairFace's
+    /// 96x96 crops are never enlarged, so they meet the detector at the same scale on a
+    /// smaller, faster canvas. Part of the cache key.
+    #[arg(long)]
+    align_working_size: Option<u32>,
+}
+
+impl FairFaceArgs {
+    /// Loads FairFace when asked, with its cache in `--align-cache` or else in `run_dir`.
+    fn load(
+        &self,
+        run_dir: &Path,
+        limit: Option<usize>,
+    ) -> Result<Option<(Vec<dataset::Sample>, dataset::LoadReport)>> {
+        let Some(dir) = &self.fairface else {
+            return Ok(None);
+        };
+        let cache = self
+            .align_cache
+            .clone()
+            .unwrap_or_else(|| run_dir.join("fairface_faces.json"));
+        let (samples, report) = fairface::load(dir, &cache, limit, self.align_working_size)?;
+        eprintln!("FairFace: {}", report.summary());
+        Ok(Some((samples, report)))
+    }
+}
+
+fn parse_weight(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s} is not a number >= 0")),
+    }
+}
+
 #[derive(clap::Args)]
 struct TrainArgs {
     /// Folder of `age_gender_race_*.jpg` files, a CSV with a `pixels` column, or a `path,age,gender` manifest.
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    fairface: FairFaceArgs,
+    /// How often each FairFace training face is drawn per epoch, against once for each
+    /// `--data` face (a fraction draws a fresh subset each epoch).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_weight)]
+    fairface_weight: f32,
     /// Run directory: checkpoints, best model, state and report.
     #[arg(long, default_value = "runs/utkface")]
     out: PathBuf,
@@ -184,17 +240,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Train(a) => {
-            let (samples, report) = dataset::load_any(&a.data, a.limit)?;
-            eprintln!(
-                "loaded {} of {} ({} skipped: {} malformed names, {} undecodable, {} bad rows; {} without race)",
-                report.loaded,
-                report.seen,
-                report.skipped(),
-                report.malformed_names.len(),
-                report.undecodable.len(),
-                report.bad_rows.len(),
-                report.missing_race
-            );
+            let (mut samples, report) = dataset::load_any(&a.data, a.limit)?;
+            eprintln!("{}", report.summary());
+            std::fs::create_dir_all(&a.out)?;
+            let ff = a.fairface.load(&a.out, a.limit)?;
             let cfg = train::TrainConfig {
                 epochs: a.epochs,
                 batch_size: a.batch_size,
@@ -228,12 +277,19 @@ fn main() -> Result<()> {
                 teachers: a.teachers.clone(),
                 fit_val: a.fit_val,
                 label_fixes: a.label_fixes.clone(),
+                fairface_weight: ff.is_some().then_some(a.fairface_weight),
             };
-            std::fs::create_dir_all(&a.out)?;
             train::write_atomic(
                 &a.out.join("load_report.json"),
                 &serde_json::to_vec_pretty(&report)?,
             )?;
+            if let Some((ff_samples, ff_report)) = ff {
+                train::write_atomic(
+                    &a.out.join("fairface_load_report.json"),
+                    &serde_json::to_vec_pretty(&ff_report)?,
+                )?;
+                samples.extend(ff_samples);
+            }
             let state = train::train(
                 &samples,
                 &cfg,
@@ -244,79 +300,126 @@ fn main() -> Result<()> {
                     stop_after: a.stop_after,
                 },
             )?;
+            let loss = state
+                .best_val_loss
+                .map(|l| format!(" (validation loss {l:.3}, which chose it)"))
+                .unwrap_or_default();
             eprintln!(
-                "best validation MAE {:.3} at epoch {}",
+                "best validation MAE {:.3} at epoch {}{loss}",
                 state.best_val_mae, state.best_epoch
             );
         }
         Command::Export(a) => {
-            let loaded = a
+            let mut loaded = a
                 .data
                 .as_deref()
                 .map(|d| dataset::load_any(d, None))
-                .transpose()?;
+                .transpose()?
+                .map(|l| l.0);
+            if let Some((ff, _)) = a.fairface.load(&a.run, None)? {
+                loaded.get_or_insert_with(Vec::new).extend(ff);
+            }
+            let data_label = [a.data.as_ref(), a.fairface.fairface.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ");
             ship::export_run(ship::ExportArgs {
                 run: &a.run,
                 out: &a.out,
-                samples: loaded.as_ref().map(|l| l.0.as_slice()),
-                data_label: a
-                    .data
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|| "unknown".into()),
+                samples: loaded.as_deref(),
+                data_label: if data_label.is_empty() {
+                    "unknown".into()
+                } else {
+                    data_label
+                },
                 allow_int8: !a.no_int8,
                 report_dir: a.report,
                 calibration_from: a.calibration_from.as_deref(),
             })?;
         }
-        Command::Eval(a) => {
-            let bytes = std::fs::read(&a.model)?;
-            let card = a.model.with_extension("json");
-            let mut classifier = agegender::Classifier::from_bytes(&bytes)?;
-            if let Ok(json) = std::fs::read_to_string(&card) {
-                classifier =
-                    classifier.with_calibration(agegender::classify::calibration_from_card(&json)?);
-            }
-            let (samples, load) = dataset::load_any(&a.data, a.limit)?;
-            let wanted: Vec<&dataset::Sample> = samples
-                .iter()
-                .filter(|s| match a.split.as_str() {
-                    "all" => true,
-                    "train" => s.split == dataset::Split::Train,
-                    "val" => s.split == dataset::Split::Val,
-                    _ => s.split == dataset::Split::Test,
-                })
-                .collect();
-            let outcomes = ship::evaluate(&classifier, &wanted)?;
-            if let Some(path) = &a.predictions {
-                train::write_atomic(path, ship::prediction_lines(&outcomes)?.as_bytes())?;
-            }
-            let report = metrics::report(
-                &outcomes,
-                &a.model.display().to_string(),
-                &a.data.display().to_string(),
-                &a.split,
-            );
-            if let Some(dir) = &a.report {
-                let state: Option<train::TrainState> = match &a.run {
-                    Some(run) => Some(serde_json::from_slice(&std::fs::read(
-                        train::RunDir(run.clone()).state(),
-                    )?)?),
-                    None => None,
-                };
-                let history = state.as_ref().map(|s| s.history.as_slice());
-                plots::write_report(dir, &outcomes, &report, history, "eval.json")?;
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "load": load, "report": report })
-                )?
-            );
-        }
+        Command::Eval(a) => eval(a)?,
         Command::Predict(a) => {
             predict::run(&a.paths, a.manifest.as_deref(), a.crops, a.model.as_deref())?
         }
     }
+    Ok(())
+}
+
+/// `eval`: each dataset's split scored on its own (UTKFace as exact ages, FairFace as bins).
+fn eval(a: EvalArgs) -> Result<()> {
+    let bytes = std::fs::read(&a.model)?;
+    let card = a.model.with_extension("json");
+    let mut classifier = agegender::Classifier::from_bytes(&bytes)?;
+    if let Ok(json) = std::fs::read_to_string(&card) {
+        classifier =
+            classifier.with_calibration(agegender::classify::calibration_from_card(&json)?);
+    }
+    let in_split = |s: &&dataset::Sample| match a.split.as_str() {
+        "all" => true,
+        "train" => s.split == dataset::Split::Train,
+        "val" => s.split == dataset::Split::Val,
+        _ => s.split == dataset::Split::Test,
+    };
+    let model_name = a.model.display().to_string();
+    let mut out = serde_json::Map::new();
+    let mut predictions = Vec::new();
+    if let Some(data) = &a.data {
+        let (samples, load) = dataset::load_any(data, a.limit)?;
+        let wanted: Vec<&dataset::Sample> = samples.iter().filter(in_split).collect();
+        let outcomes = ship::evaluate(&classifier, &wanted)?;
+        let report = metrics::report(
+            &outcomes,
+            &model_name,
+            &data.display().to_string(),
+            &a.split,
+        );
+        if let Some(dir) = &a.report {
+            let state: Option<train::TrainState> = match &a.run {
+                Some(run) => Some(serde_json::from_slice(&std::fs::read(
+                    train::RunDir(run.clone()).state(),
+                )?)?),
+                None => None,
+            };
+            let history = state.as_ref().map(|s| s.history.as_slice());
+            plots::write_report(dir, &outcomes, &report, history, "eval.json")?;
+        }
+        out.insert("load".into(), serde_json::to_value(&load)?);
+        out.insert("report".into(), serde_json::to_value(&report)?);
+        predictions.extend(outcomes);
+    }
+    let cache_dir = a.run.clone().unwrap_or_else(|| PathBuf::from("runs"));
+    if let Some((samples, load)) = a.fairface.load(&cache_dir, a.limit)? {
+        let wanted: Vec<&dataset::Sample> = samples.iter().filter(in_split).collect();
+        let outcomes = ship::evaluate(&classifier, &wanted)?;
+        let data = a
+            .fairface
+            .fairface
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let report = metrics::bin_report(&outcomes, &model_name, &data, &a.split);
+        if let Some(dir) = &a.report {
+            std::fs::create_dir_all(dir)?;
+            train::write_atomic(
+                &dir.join("fairface_eval.json"),
+                &serde_json::to_vec_pretty(&report)?,
+            )?;
+            train::write_atomic(
+                &dir.join("fairface_eval.md"),
+                metrics::bin_report_md(&report).as_bytes(),
+            )?;
+        }
+        out.insert(
+            "fairface".into(),
+            serde_json::json!({ "load": load, "report": report }),
+        );
+        predictions.extend(outcomes);
+    }
+    if let Some(path) = &a.predictions {
+        train::write_atomic(path, ship::prediction_lines(&predictions)?.as_bytes())?;
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

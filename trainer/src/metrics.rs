@@ -8,6 +8,7 @@ use agegender::estimate::Estimate;
 use serde::Serialize;
 
 use crate::dataset::{Label, RACES};
+use crate::fairface;
 
 /// One evaluated face.
 #[derive(Clone, Debug, Serialize)]
@@ -191,6 +192,159 @@ pub fn report(outcomes: &[Outcome], model: &str, data: &str, split: &str) -> Rep
     }
 }
 
+/// Metrics over FairFace faces, whose ages are bins: gender as the page shows it and the
+/// estimated age (rounded, as shown) read as a bin.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BinMetrics {
+    pub n: usize,
+    /// Always answering the more likely gender.
+    pub gender_accuracy: f64,
+    /// On the faces whose gender the page shows (the others are "uncertain").
+    pub gender_accuracy_when_shown: f64,
+    /// Share of faces whose gender the page withholds as uncertain.
+    pub gender_withheld_share: f64,
+    /// Estimated age in the true bin.
+    pub age_bin_accuracy: f64,
+    /// Estimated age in the true bin or a neighbour.
+    pub age_within_one_bin: f64,
+    /// Share whose shown age range overlaps the true bin (the range's promise, as far as a
+    /// bin can check it).
+    pub range_overlaps_bin: f64,
+}
+
+pub fn bin_metrics(outcomes: &[&Outcome]) -> BinMetrics {
+    let n = outcomes.len();
+    let (mut forced, mut withheld, mut shown_ok, mut hit, mut near, mut overlap) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+    for o in outcomes {
+        let e = &o.estimate;
+        let right = (e.p_female >= 0.5) == (o.label.gender == 1);
+        forced += right as usize;
+        if e.gender_reliable {
+            shown_ok += right as usize;
+        } else {
+            withheld += 1;
+        }
+        let truth = o.label.age_bin.map_or(0, |b| b as usize);
+        let got = fairface::bin_of(e.age);
+        hit += (got == truth) as usize;
+        near += (got.abs_diff(truth) <= 1) as usize;
+        let (_, lo, hi) = fairface::AGE_BINS_FF[truth.min(fairface::AGE_BINS_FF.len() - 1)];
+        overlap += (e.age_low.round() <= hi as f32 && e.age_high.round() >= lo as f32) as usize;
+    }
+    BinMetrics {
+        n,
+        gender_accuracy: ratio(forced, n),
+        gender_accuracy_when_shown: ratio(shown_ok, n - withheld),
+        gender_withheld_share: ratio(withheld, n),
+        age_bin_accuracy: ratio(hit, n),
+        age_within_one_bin: ratio(near, n),
+        range_overlaps_bin: ratio(overlap, n),
+    }
+}
+
+/// One group of a breakdown, in a fixed order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    pub group: String,
+    #[serde(flatten)]
+    pub metrics: BinMetrics,
+}
+
+/// `eval`'s report on FairFace faces.
+#[derive(Clone, Debug, Serialize)]
+pub struct BinReport {
+    pub model: String,
+    pub data: String,
+    pub split: String,
+    pub overall: BinMetrics,
+    pub by_race: Vec<Group>,
+    pub by_age_bin: Vec<Group>,
+    pub by_gender: Vec<Group>,
+    /// Forced gender accuracy of the best group minus the worst's, in points.
+    pub race_gender_gap_points: f64,
+    /// Rows true bin, columns estimated bin (`fairface::AGE_BINS_FF` order).
+    pub age_bin_confusion: Vec<Vec<usize>>,
+}
+
+fn groups(
+    outcomes: &[Outcome],
+    names: &[&str],
+    key: impl Fn(&Outcome) -> Option<usize>,
+) -> Vec<Group> {
+    names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let members: Vec<&Outcome> = outcomes.iter().filter(|o| key(o) == Some(i)).collect();
+            (!members.is_empty()).then(|| Group {
+                group: name.to_string(),
+                metrics: bin_metrics(&members),
+            })
+        })
+        .collect()
+}
+
+pub fn bin_report(outcomes: &[Outcome], model: &str, data: &str, split: &str) -> BinReport {
+    let bins: Vec<&str> = fairface::AGE_BINS_FF.iter().map(|b| b.0).collect();
+    let by_race = groups(outcomes, &fairface::RACES, |o| {
+        o.label.race.map(usize::from)
+    });
+    let accs = by_race.iter().map(|g| g.metrics.gender_accuracy);
+    let gap = accs.clone().fold(f64::NEG_INFINITY, f64::max) - accs.fold(f64::INFINITY, f64::min);
+    let mut confusion = vec![vec![0usize; bins.len()]; bins.len()];
+    for o in outcomes {
+        let truth = o.label.age_bin.map_or(0, usize::from).min(bins.len() - 1);
+        confusion[truth][fairface::bin_of(o.estimate.age)] += 1;
+    }
+    BinReport {
+        model: model.into(),
+        data: data.into(),
+        split: split.into(),
+        overall: bin_metrics(&outcomes.iter().collect::<Vec<_>>()),
+        by_age_bin: groups(outcomes, &bins, |o| o.label.age_bin.map(usize::from)),
+        by_gender: groups(outcomes, &["male", "female"], |o| {
+            Some(o.label.gender as usize)
+        }),
+        race_gender_gap_points: if by_race.is_empty() { 0.0 } else { 100.0 * gap },
+        by_race,
+        age_bin_confusion: confusion,
+    }
+}
+
+/// The FairFace report as Markdown tables.
+pub fn bin_report_md(r: &BinReport) -> String {
+    let pct = |v: f64| format!("{:.1}", 100.0 * v);
+    let row = |name: &str, m: &BinMetrics| {
+        format!(
+            "| {name} | {} | {} | {} | {} | {} | {} |\n",
+            m.n,
+            pct(m.gender_accuracy),
+            pct(m.gender_accuracy_when_shown),
+            pct(m.gender_withheld_share),
+            pct(m.age_bin_accuracy),
+            pct(m.age_within_one_bin)
+        )
+    };
+    let head = "| group | faces | gender % | gender shown % | withheld % | age bin % | bin +-1 % |\n|---|---:|---:|---:|---:|---:|---:|\n";
+    let mut md = format!(
+        "# FairFace {} split\n\nModel `{}`, data `{}`. Gender gap between the best and worst group: {:.1} points.\n\n{head}",
+        r.split, r.model, r.data, r.race_gender_gap_points
+    );
+    md += &row("all", &r.overall);
+    for (title, gs) in [
+        ("Race", &r.by_race),
+        ("Age bin", &r.by_age_bin),
+        ("Gender", &r.by_gender),
+    ] {
+        md += &format!("\n## By {}\n\n{head}", title.to_lowercase());
+        for g in gs {
+            md += &row(&g.group, &g.metrics);
+        }
+    }
+    md
+}
+
 /// The interval half-width factor (in predicted standard deviations) that makes `target` of
 /// the faces' true ages fall inside the range; the smallest such factor on a 0.01 grid.
 pub fn calibrate_interval(outcomes: &[Outcome], target: f32) -> (f32, f32) {
@@ -290,6 +444,7 @@ mod tests {
                 age,
                 gender,
                 race: Some(0),
+                age_bin: None,
             },
             estimate: Estimate {
                 age: pred_age,
@@ -347,6 +502,43 @@ mod tests {
         assert_eq!(r.by_age_band["0-12"].n, 1);
         assert_eq!(r.by_gender["female"].n, 2);
         assert_eq!(r.group4_confusion[1][1], 1);
+    }
+
+    #[test]
+    fn fairface_metrics_read_ages_as_bins_and_gender_as_shown() {
+        // (bin, gender, race, estimated age, p_female)
+        let faces = [
+            (3u8, 0u8, 4u8, 25.0f32, 0.1f32), // right bin, right gender
+            (3, 1, 4, 30.4, 0.9),             // 30 is the next bin; right gender
+            (8, 1, 3, 75.0, 0.55),            // right bin; female but withheld (near 0.5)
+            (1, 0, 3, 4.0, 0.8),              // right bin, wrong gender, shown
+        ];
+        let os: Vec<Outcome> = faces
+            .iter()
+            .map(|&(bin, gender, race, age, p)| {
+                let mut o = outcome(fairface::AGE_BINS_FF[bin as usize].1, gender, age, p);
+                o.label.age_bin = Some(bin);
+                o.label.race = Some(race);
+                o.estimate.gender_reliable = (p - 0.5).abs() >= agegender::estimate::GENDER_MARGIN;
+                o
+            })
+            .collect();
+        let r = bin_report(&os, "m", "d", "test");
+        let m = &r.overall;
+        assert_eq!(m.n, 4);
+        assert!((m.age_bin_accuracy - 0.75).abs() < 1e-9);
+        assert!((m.age_within_one_bin - 1.0).abs() < 1e-9);
+        assert!((m.gender_accuracy - 0.75).abs() < 1e-9);
+        assert!((m.gender_withheld_share - 0.25).abs() < 1e-9);
+        assert!((m.gender_accuracy_when_shown - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.age_bin_confusion[3][3], 1);
+        assert_eq!(r.age_bin_confusion[3][4], 1);
+        let names: Vec<&str> = r.by_race.iter().map(|g| g.group.as_str()).collect();
+        assert_eq!(names, ["Black", "White"]);
+        // White 2/2, Black 1/2 right: a 50-point gap.
+        assert!((r.race_gender_gap_points - 50.0).abs() < 1e-9);
+        assert_eq!(r.by_age_bin.len(), 3);
+        assert!(bin_report_md(&r).contains("| Black | 2 | 50.0 |"));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use burn::tensor::Device;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Sample, Split};
+use std::collections::BTreeMap;
+
+use crate::dataset::{Dataset, Sample, Split};
 use crate::export::{self, max_logit_diff};
 use crate::metrics::{self, Metrics, Outcome};
 use crate::plots;
@@ -20,11 +22,12 @@ use crate::train::{self, RunDir, TrainState, write_atomic};
 /// Tolerance between the framework's outputs and tract's on the f32 export.
 const F32_TOLERANCE: f32 = 1e-3;
 
-/// Runs `classifier` over samples as aligned crops, as `eval` does.
+/// Runs `classifier` over samples (aligned crops, or faces aligned as the page aligns them), as
+/// `eval` does.
 pub fn evaluate(classifier: &Classifier, samples: &[&Sample]) -> Result<Vec<Outcome>> {
     let crops: Vec<RgbImage> = samples
         .iter()
-        .map(|s| preprocess::aligned_crop_input(&s.image, classifier.input_size()))
+        .map(|s| s.input(classifier.input_size()))
         .collect();
     let estimates: Vec<Estimate> = classifier.classify(&crops)?;
     Ok(samples
@@ -48,6 +51,7 @@ pub fn prediction_lines(outcomes: &[Outcome]) -> Result<String> {
             "age": o.label.age,
             "gender": o.label.gender,
             "race": o.label.race,
+            "age_bin": o.label.age_bin,
             "estimate": o.estimate,
         }))?;
         lines.push('\n');
@@ -114,6 +118,27 @@ struct GenderCalibration {
     fitted_on: String,
     val_accuracy_before: f64,
     val_accuracy_after: f64,
+    /// With several datasets: each one's own fit, for comparison (the joint one is applied).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    per_dataset: BTreeMap<String, PlattFit>,
+}
+
+/// A Platt fit on one dataset's validation faces.
+#[derive(Clone, Serialize, Deserialize)]
+struct PlattFit {
+    scale: f32,
+    bias: f32,
+    faces: usize,
+    /// Validation accuracy with this dataset's own fit, and with the applied joint fit.
+    accuracy_own_fit: f64,
+    accuracy_joint_fit: f64,
+}
+
+fn dataset_name(d: Dataset) -> &'static str {
+    match d {
+        Dataset::UtkFace => "utkface",
+        Dataset::FairFace => "fairface",
+    }
 }
 
 #[derive(Serialize)]
@@ -175,6 +200,12 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             .unwrap_or_default()
     };
     let (val, test) = (split(Split::Val), split(Split::Test));
+    // Exact ages (UTKFace) and bins (FairFace) are scored apart.
+    fn of<'a>(set: &[&'a Sample], d: Dataset) -> Vec<&'a Sample> {
+        set.iter().copied().filter(|s| s.dataset == d).collect()
+    }
+    let (val_exact, val_ff) = (of(&val, Dataset::UtkFace), of(&val, Dataset::FairFace));
+    let (test_exact, test_ff) = (of(&test, Dataset::UtkFace), of(&test, Dataset::FairFace));
     let borrowed = match a.calibration_from {
         Some(card) => Some(read_calibration(card)?),
         None if state.config.fit_val && !val.is_empty() => bail!(
@@ -194,28 +225,65 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     } else if val.is_empty() {
         None
     } else {
-        let crops: Vec<RgbImage> = val
-            .iter()
-            .map(|s| preprocess::aligned_crop_input(&s.image, net.input_size))
-            .collect();
+        // One fit on the joint validation split: the page cannot tell which set a face is
+        // like, so one calibration has to serve both. Each set's own fit is kept beside it.
+        let crops: Vec<RgbImage> = val.iter().map(|s| s.input(net.input_size)).collect();
         let (_, logits) = train::predict_logits(&model, &crops, &device);
         let female: Vec<bool> = val.iter().map(|s| s.label.gender == 1).collect();
         let (scale, bias) = metrics::fit_platt(&logits, &female);
-        let accuracy = |sc: f32, bi: f32| {
-            logits
-                .iter()
-                .zip(&female)
-                .filter(|&(&z, &f)| (sc * z + bi >= 0.0) == f)
-                .count() as f64
-                / logits.len() as f64
+        let accuracy = |which: &dyn Fn(usize) -> bool, sc: f32, bi: f32| {
+            let (mut right, mut n) = (0usize, 0usize);
+            for (i, (&z, &f)) in logits.iter().zip(&female).enumerate() {
+                if which(i) {
+                    n += 1;
+                    right += ((sc * z + bi >= 0.0) == f) as usize;
+                }
+            }
+            right as f64 / n.max(1) as f64
         };
+        let mut per_dataset = BTreeMap::new();
+        for d in [Dataset::UtkFace, Dataset::FairFace] {
+            let mine = |i: usize| val[i].dataset == d;
+            let (z, f): (Vec<f32>, Vec<bool>) = (0..val.len())
+                .filter(|&i| mine(i))
+                .map(|i| (logits[i], female[i]))
+                .unzip();
+            if z.is_empty() || z.len() == val.len() {
+                continue;
+            }
+            let (sc, bi) = metrics::fit_platt(&z, &f);
+            per_dataset.insert(
+                dataset_name(d).to_string(),
+                PlattFit {
+                    scale: sc,
+                    bias: bi,
+                    faces: z.len(),
+                    accuracy_own_fit: accuracy(&mine, sc, bi),
+                    accuracy_joint_fit: accuracy(&mine, scale, bias),
+                },
+            );
+        }
         let fitted = GenderCalibration {
             scale,
             bias,
-            fitted_on: "validation split (Platt scaling, folded into the gender head)".into(),
-            val_accuracy_before: accuracy(1.0, 0.0),
-            val_accuracy_after: accuracy(scale, bias),
+            fitted_on: format!(
+                "validation split{} (Platt scaling, folded into the gender head)",
+                if per_dataset.is_empty() {
+                    ""
+                } else {
+                    " of all datasets together"
+                }
+            ),
+            val_accuracy_before: accuracy(&|_| true, 1.0, 0.0),
+            val_accuracy_after: accuracy(&|_| true, scale, bias),
+            per_dataset,
         };
+        for (name, fit) in &fitted.per_dataset {
+            eprintln!(
+                "  {name}: own fit scale {:.3} bias {:.3} (accuracy {:.4}); joint fit accuracy {:.4}",
+                fit.scale, fit.bias, fit.accuracy_own_fit, fit.accuracy_joint_fit
+            );
+        }
         eprintln!(
             "gender calibration on validation: scale {scale:.3}, bias {bias:.3}; accuracy {:.4} -> {:.4}",
             fitted.val_accuracy_before, fitted.val_accuracy_after
@@ -262,20 +330,40 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     );
 
     let val_metrics = |c: &Classifier| -> Result<Option<(Metrics, Vec<Outcome>)>> {
-        if val.is_empty() {
+        if val_exact.is_empty() {
             return Ok(None);
         }
-        let o = evaluate(c, &val)?;
+        let o = evaluate(c, &val_exact)?;
         Ok(Some((metrics::metrics(&o.iter().collect::<Vec<_>>()), o)))
+    };
+    let ff_val_metrics = |c: &Classifier| -> Result<Option<(metrics::BinMetrics, Vec<Outcome>)>> {
+        if val_ff.is_empty() {
+            return Ok(None);
+        }
+        let o = evaluate(c, &val_ff)?;
+        Ok(Some((
+            metrics::bin_metrics(&o.iter().collect::<Vec<_>>()),
+            o,
+        )))
     };
     let f32_val = val_metrics(&f32_model)?;
     let int8_val = val_metrics(&int8_model)?;
+    let (f32_ff, int8_ff) = (ff_val_metrics(&f32_model)?, ff_val_metrics(&int8_model)?);
     // Ship int8 only where it keeps accuracy on validation (or, without data, when allowed).
+    let keeps_fairface = match (&f32_ff, &int8_ff) {
+        (Some((f, _)), Some((q, _))) => {
+            q.gender_accuracy >= f.gender_accuracy - 0.005
+                && q.age_bin_accuracy >= f.age_bin_accuracy - 0.01
+        }
+        _ => true,
+    };
     let use_int8 = a.allow_int8
+        && keeps_fairface
         && match (&f32_val, &int8_val) {
             (Some((f, _)), Some((q, _))) => {
                 q.age_mae <= f.age_mae + 0.1 && q.gender_accuracy >= f.gender_accuracy - 0.005
             }
+            (None, None) if f32_ff.is_some() => true,
             _ => int8_diff < 0.5,
         };
     let (bytes, chosen, chosen_val) = if use_int8 {
@@ -296,9 +384,43 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
     };
     let chosen = chosen.with_calibration(calibration);
 
+    // The age range is fitted on exact ages only; on FairFace its promise is checked against
+    // the bins (`range_overlaps_bin`) in the validation and test figures.
+    let fairface_val = if val_ff.is_empty() {
+        None
+    } else {
+        let o = evaluate(&chosen, &val_ff)?;
+        let r = metrics::bin_report(&o, "agegender.onnx", &a.data_label, "val");
+        eprintln!(
+            "FairFace validation: gender {:.4} (shown {:.4}, {:.3} withheld), age bins {:.4}",
+            r.overall.gender_accuracy,
+            r.overall.gender_accuracy_when_shown,
+            r.overall.gender_withheld_share,
+            r.overall.age_bin_accuracy
+        );
+        Some(r)
+    };
+    let fairface_test = if test_ff.is_empty() {
+        None
+    } else {
+        let o = evaluate(&chosen, &test_ff)?;
+        let r = metrics::bin_report(&o, "agegender.onnx", &a.data_label, "test");
+        if let Some(dir) = &a.report_dir {
+            std::fs::create_dir_all(dir)?;
+            write_atomic(
+                &dir.join("fairface_test_metrics.json"),
+                &serde_json::to_vec_pretty(&r)?,
+            )?;
+            write_atomic(
+                &dir.join("fairface_test_metrics.md"),
+                metrics::bin_report_md(&r).as_bytes(),
+            )?;
+        }
+        Some(r)
+    };
     let mut test_report = None;
-    if !test.is_empty() {
-        let outcomes = evaluate(&chosen, &test)?;
+    if !test_exact.is_empty() {
+        let outcomes = evaluate(&chosen, &test_exact)?;
         let r = metrics::report(&outcomes, "agegender.onnx", &a.data_label, "test");
         if let Some(dir) = &a.report_dir {
             plots::write_report(
@@ -362,7 +484,11 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         }),
         training: serde_json::json!({
             "data": a.data_label,
-            "data_licence": "UTKFace: non-commercial research use only",
+            "data_licence": if state.config.fairface_weight.is_some() {
+                "UTKFace: non-commercial research use only; FairFace (Kärkkäinen and Joo, WACV 2021): CC BY 4.0"
+            } else {
+                "UTKFace: non-commercial research use only"
+            },
             "split": "FNV-1a 64 of the file name mod 100: 0-79 train, 80-89 validation, 90-99 test",
             "epochs_run": state.epochs_done,
             "best_epoch": state.best_epoch,
@@ -372,7 +498,12 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
             "config": state.config,
             "command": train_command(a.run, &state.config, a.calibration_from),
         }),
-        metrics: serde_json::json!({ "test": test_report.as_ref().map(|r| &r.overall) }),
+        metrics: serde_json::json!({
+            "test": test_report.as_ref().map(|r| &r.overall),
+            "fairface_val": fairface_val.as_ref().map(|r| &r.overall),
+            "fairface_test": fairface_test.as_ref().map(|r| &r.overall),
+            "fairface_test_race_gender_gap_points": fairface_test.as_ref().map(|r| r.race_gender_gap_points),
+        }),
     };
     std::fs::create_dir_all(a.out)?;
     write_atomic(&a.out.join("agegender.onnx"), bytes)?;
@@ -392,6 +523,9 @@ pub fn export_run(a: ExportArgs<'_>) -> Result<()> {
         f32_bytes.len()
     );
     if let Some(r) = &test_report {
+        println!("{}", serde_json::to_string_pretty(&r.overall)?);
+    }
+    if let Some(r) = &fairface_test {
         println!("{}", serde_json::to_string_pretty(&r.overall)?);
     }
     Ok(())
@@ -414,9 +548,14 @@ fn train_command(
     calibration_from: Option<&Path>,
 ) -> String {
     format!(
-        "{} && cargo run --release -p trainer -- export --run {} --data <utkface> --out model{}",
+        "{} && cargo run --release -p trainer -- export --run {} --data <utkface>{} --out model{}",
         train_steps(run, cfg, 0),
         run.display(),
+        if cfg.fairface_weight.is_some() {
+            " --fairface <fairface>"
+        } else {
+            ""
+        },
         calibration_from
             .map(|p| format!(" --calibration-from {}", p.display()))
             .unwrap_or_default()
@@ -460,8 +599,12 @@ fn train_steps(run: &Path, cfg: &crate::train::TrainConfig, depth: usize) -> Str
         .as_ref()
         .map(|p| format!(" --label-fixes {}", p.display()))
         .unwrap_or_default();
+    let fairface = cfg
+        .fairface_weight
+        .map(|w| format!(" --fairface <fairface> --fairface-weight {w}"))
+        .unwrap_or_default();
     format!(
-        "{}cargo run --release -p trainer -- train --data <utkface> --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}{fit_val}{fixes}",
+        "{}cargo run --release -p trainer -- train --data <utkface>{fairface} --out {run} --epochs {} --lr {} --warmup-epochs {} --gender-weight {} --input-size {}{widths}{init}{teachers}{fit_val}{fixes}",
         source.unwrap_or_default(),
         cfg.epochs,
         cfg.lr,
@@ -485,6 +628,7 @@ mod tests {
                 age: 30,
                 gender: 1,
                 race: Some(2),
+                age_bin: None,
             },
             estimate: Estimate {
                 age: 31.0,
@@ -510,6 +654,78 @@ mod tests {
     }
 
     #[test]
+    fn a_joint_export_calibrates_on_both_sets_and_scores_each_apart() {
+        let _serial = crate::train::tests::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let data = crate::train::tests::fake_utk("joint-export", 60);
+        let (mut samples, _) = crate::dataset::load_utk_dir(&data, None).unwrap();
+        samples.extend(crate::train::tests::fake_fairface(90));
+        let cfg = crate::train::TrainConfig {
+            fairface_weight: Some(1.0),
+            ..tiny_config(1)
+        };
+        let run = data.join("run");
+        let quiet = crate::train::Control {
+            quiet: true,
+            ..Default::default()
+        };
+        crate::train::train(&samples, &cfg, &RunDir(run.clone()), quiet).unwrap();
+        let (out, report) = (data.join("model"), data.join("report"));
+        export_run(ExportArgs {
+            run: &run,
+            out: &out,
+            samples: Some(&samples),
+            data_label: "utk + ff".into(),
+            allow_int8: true,
+            report_dir: Some(report.clone()),
+            calibration_from: None,
+        })
+        .unwrap();
+        let card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("agegender.json")).unwrap()).unwrap();
+        let g = &card["gender_calibration"];
+        assert!(g["fitted_on"].as_str().unwrap().contains("all datasets"));
+        let per = &g["per_dataset"];
+        let val = |d| {
+            samples
+                .iter()
+                .filter(|s| s.split == Split::Val && s.dataset == d)
+                .count()
+        };
+        assert_eq!(per["utkface"]["faces"], val(Dataset::UtkFace));
+        assert_eq!(per["fairface"]["faces"], val(Dataset::FairFace));
+        // UTKFace keeps its exact-age report; FairFace is scored on bins, apart.
+        let test = |d| {
+            samples
+                .iter()
+                .filter(|s| s.split == Split::Test && s.dataset == d)
+                .count()
+        };
+        assert_eq!(card["metrics"]["test"]["n"], test(Dataset::UtkFace));
+        assert_eq!(
+            card["metrics"]["fairface_test"]["n"],
+            test(Dataset::FairFace)
+        );
+        assert!(card["metrics"]["fairface_test"]["age_bin_accuracy"].is_f64());
+        assert!(
+            card["training"]["data_licence"]
+                .as_str()
+                .unwrap()
+                .contains("CC BY 4.0")
+        );
+        assert!(
+            card["training"]["command"]
+                .as_str()
+                .unwrap()
+                .contains("--fairface <fairface> --fairface-weight 1")
+        );
+        let md = std::fs::read_to_string(report.join("fairface_test_metrics.md")).unwrap();
+        assert!(md.contains("## By race") && md.contains("| all |"), "{md}");
+        std::fs::remove_dir_all(&data).ok();
+    }
+
+    #[test]
     fn the_command_includes_the_run_the_weights_came_from() {
         let dir = std::env::temp_dir().join(format!("agegender-cmd-{}", std::process::id()));
         let source = dir.join("source");
@@ -521,6 +737,7 @@ mod tests {
             best_epoch: 30,
             history: vec![],
             stopped_early: false,
+            best_val_loss: None,
         };
         std::fs::write(
             crate::train::RunDir(source.clone()).state(),

@@ -15,11 +15,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Sample, Split};
+use crate::dataset::{Dataset, Sample, Split};
+use crate::fairface::{self, AGE_BINS_FF};
 use crate::model::{AgeGenderNet, NetConfig};
 
 /// Everything that defines a run; saved with each checkpoint and the exported model.
@@ -59,6 +60,10 @@ pub struct TrainConfig {
     /// Gender label fixes for training faces (see `relabel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_fixes: Option<PathBuf>,
+    /// Runs with FairFace: how often each FairFace training face is drawn per epoch, against
+    /// once for every other face (a fraction draws a fresh subset each epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairface_weight: Option<f32>,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -70,12 +75,26 @@ fn is_zero(v: &f32) -> bool {
 pub struct EpochStats {
     pub epoch: usize,
     pub train_loss: f64,
+    /// On the training faces with exact ages (FairFace's are binned: see `train_bin_acc`).
     pub train_mae: f64,
+    /// Validation figures on the faces with exact ages (UTKFace).
     pub val_mae: f64,
     pub val_gender_acc: f64,
     pub lr: f64,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// FairFace training faces whose estimated age fell in their bin (augmented batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_bin_acc: Option<f64>,
+    /// FairFace validation: age-bin accuracy and gender accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_bin_acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_fairface_gender_acc: Option<f64>,
+    /// Runs with FairFace: the training loss on all validation faces (no augmentation), which
+    /// picks the best epoch since no one figure covers both sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
 }
 
 /// Saved in every checkpoint: where the run is and how it got there.
@@ -87,6 +106,9 @@ pub struct TrainState {
     pub best_epoch: usize,
     pub history: Vec<EpochStats>,
     pub stopped_early: bool,
+    /// Runs with FairFace: the validation loss of the best epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_val_loss: Option<f64>,
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
@@ -116,12 +138,12 @@ fn label_table(sigma: f32) -> Vec<f32> {
     t
 }
 
-/// Random geometric and colour augmentation through the shared warp.
-pub fn augment(img: &RgbImage, size: u32, rng: &mut StdRng) -> RgbImage {
-    let side = img.width().min(img.height()) as f32;
+/// Random geometric and colour augmentation through the shared warp: the jitter is composed
+/// onto `base`, the map from the classifier input to the face in `img` (`Sample::similarity`).
+pub fn augment(img: &RgbImage, base: Similarity, size: u32, rng: &mut StdRng) -> RgbImage {
     // Shifts are drawn in default-size pixels so every input size gets the same jitter.
     let px = size as f32 / preprocess::INPUT_SIZE as f32;
-    let m = Similarity::whole_frame(side, size).jitter(
+    let m = base.jitter(
         size,
         rng.random_range(-0.17f32..0.17),
         rng.random_range(0.9f32..1.1),
@@ -154,10 +176,50 @@ pub fn augment(img: &RgbImage, size: u32, rng: &mut StdRng) -> RgbImage {
     out
 }
 
+/// The age-head targets: Gaussian rows for exact ages, one row per FairFace bin.
+struct AgeTargets {
+    exact: Vec<f32>,
+    bins: Vec<f32>,
+}
+
+impl AgeTargets {
+    fn row(&self, s: &Sample) -> &[f32] {
+        match s.label.age_bin {
+            Some(b) => {
+                let b = (b as usize).min(AGE_BINS_FF.len() - 1);
+                &self.bins[b * AGE_BINS..(b + 1) * AGE_BINS]
+            }
+            None => {
+                let age = (s.label.age as usize).min(MAX_AGE);
+                &self.exact[age * AGE_BINS..(age + 1) * AGE_BINS]
+            }
+        }
+    }
+}
+
+/// The ages a face's expected age may take without an L1 penalty: its exact age, or its bin
+/// widened by half a year each side (estimates are read rounded).
+fn age_interval(s: &Sample) -> (f32, f32) {
+    match s.label.age_bin {
+        Some(b) => {
+            let (_, lo, hi) = AGE_BINS_FF[(b as usize).min(AGE_BINS_FF.len() - 1)];
+            (lo as f32 - 0.5, hi as f32 + 0.5)
+        }
+        None => {
+            let age = (s.label.age as usize).min(MAX_AGE) as f32;
+            (age, age)
+        }
+    }
+}
+
 /// One mini-batch on the host, ready to become tensors.
 struct Batch {
     x: Vec<f32>,
-    ages: Vec<f32>,
+    /// Each face's age interval ([`age_interval`]), low ends then high ends.
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+    /// FairFace's bin, for the bin-accuracy readout; `None` for exact ages.
+    bins: Vec<Option<u8>>,
     targets: Vec<f32>,
     /// Gender targets in [0, 1]: the label, or the label mixed with a teacher's probability.
     genders: Vec<f32>,
@@ -165,7 +227,7 @@ struct Batch {
 
 fn make_batch(
     samples: &[(&Sample, f32)],
-    table: &[f32],
+    table: &AgeTargets,
     size: u32,
     rng: Option<&mut StdRng>,
 ) -> Batch {
@@ -173,39 +235,76 @@ fn make_batch(
     let plane = (size * size * 3) as usize;
     let mut b = Batch {
         x: Vec::with_capacity(n * plane),
-        ages: Vec::with_capacity(n),
+        lo: Vec::with_capacity(n),
+        hi: Vec::with_capacity(n),
+        bins: Vec::with_capacity(n),
         targets: Vec::with_capacity(n * AGE_BINS),
         genders: Vec::with_capacity(n),
     };
     let mut rng = rng;
     for &(s, gender) in samples {
         let crop = match rng.as_deref_mut() {
-            Some(r) => augment(&s.image, size, r),
-            None => preprocess::aligned_crop_input(&s.image, size),
+            Some(r) => augment(&s.image, s.similarity(size), size, r),
+            None => s.input(size),
         };
         b.x.extend(preprocess::to_nchw(&crop));
-        let age = (s.label.age as usize).min(MAX_AGE);
-        b.ages.push(age as f32);
-        b.targets
-            .extend_from_slice(&table[age * AGE_BINS..(age + 1) * AGE_BINS]);
+        let (lo, hi) = age_interval(s);
+        b.lo.push(lo);
+        b.hi.push(hi);
+        b.bins.push(s.label.age_bin);
+        b.targets.extend_from_slice(table.row(s));
         b.genders.push(gender);
     }
     b
 }
 
-/// Forward and backward for one batch: (gradients, loss, mean absolute age error).
+/// Host readout of one batch: absolute errors of the exact-age faces and bin hits of the
+/// binned ones.
+#[derive(Default)]
+struct AgeReadout {
+    abs: f64,
+    exact: usize,
+    hits: usize,
+    binned: usize,
+}
+
+impl AgeReadout {
+    fn add(&mut self, expected: f32, lo: f32, hi: f32, bin: Option<u8>) {
+        match bin {
+            Some(b) => {
+                self.binned += 1;
+                self.hits += (fairface::bin_of(expected) == b as usize) as usize;
+            }
+            None => {
+                self.exact += 1;
+                self.abs += (expected - (lo + hi) / 2.0).abs() as f64;
+            }
+        }
+    }
+
+    fn mae(&self) -> f64 {
+        self.abs / self.exact.max(1) as f64
+    }
+
+    fn bin_acc(&self) -> Option<f64> {
+        (self.binned > 0).then(|| self.hits as f64 / self.binned as f64)
+    }
+}
+
+/// Forward and backward for one batch: (gradients, loss, each face's expected age).
 fn grad_step(
     model: &AgeGenderNet,
     b: Batch,
     device: &Device,
     bins: &Tensor<2>,
     cfg: &TrainConfig,
-) -> Result<(GradientsParams, f32, f32)> {
-    let n = b.ages.len();
+) -> Result<(GradientsParams, f32, Vec<f32>)> {
+    let n = b.lo.len();
     let s = cfg.net.input_size as usize;
     let x = Tensor::<4>::from_data(TensorData::new(b.x, [n, 3, s, s]), device);
     let target = Tensor::<2>::from_data(TensorData::new(b.targets, [n, AGE_BINS]), device);
-    let ages = Tensor::<2>::from_data(TensorData::new(b.ages, [n, 1]), device);
+    let lo = Tensor::<2>::from_data(TensorData::new(b.lo, [n, 1]), device);
+    let hi = Tensor::<2>::from_data(TensorData::new(b.hi, [n, 1]), device);
     let genders = Tensor::<1>::from_data(TensorData::new(b.genders, [n]), device);
     let (age_logits, gender_logit) = model.forward(x);
     let ce = (target * log_softmax(age_logits.clone(), 1))
@@ -213,20 +312,21 @@ fn grad_step(
         .mean()
         .neg();
     let expected = softmax(age_logits, 1).matmul(bins.clone());
-    let abs_err = (expected - ages).abs().mean();
+    // L1 to the face's age interval: |expected - age| for an exact age, zero inside a bin.
+    let abs_err =
+        ((lo - expected.clone()).clamp_min(0.0) + (expected.clone() - hi).clamp_min(0.0)).mean();
     let g = gender_loss(gender_logit.flatten::<1>(0, 1), genders);
-    let loss = ce + abs_err.clone().mul_scalar(cfg.l1_weight) + g.mul_scalar(cfg.gender_weight);
-    let scalar = |t: Tensor<1>| {
-        t.into_data()
-            .try_to_vec::<f32>()
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f32::NAN)
-    };
-    let loss_v = scalar(loss.clone());
-    let mae_v = scalar(abs_err);
+    let loss = ce + abs_err.mul_scalar(cfg.l1_weight) + g.mul_scalar(cfg.gender_weight);
+    let loss_v = loss
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f32::NAN);
+    let expected: Vec<f32> = expected.into_data().try_to_vec().unwrap_or_default();
     let grads = GradientsParams::from_grads(loss.backward(), model);
-    Ok((grads, loss_v, mae_v))
+    Ok((grads, loss_v, expected))
 }
 
 /// Binary cross-entropy on logits with targets in [0, 1]. burn's loss takes only 0/1 labels;
@@ -270,24 +370,103 @@ pub fn predict_logits(
     (ages, genders)
 }
 
-/// Validation age MAE and gender accuracy, decoded exactly as the page decodes.
+/// Validation figures, decoded exactly as the page decodes.
+struct Validation {
+    /// Age MAE and gender accuracy on the faces with exact ages.
+    mae: f64,
+    gender_acc: f64,
+    /// FairFace's age-bin and gender accuracy, when it has validation faces.
+    bin_acc: Option<f64>,
+    fairface_gender_acc: Option<f64>,
+    /// The training loss (no augmentation) over all validation faces.
+    loss: f64,
+}
+
 fn validate(
     model: &AgeGenderNet,
     crops: &[RgbImage],
     samples: &[&Sample],
+    table: &AgeTargets,
+    cfg: &TrainConfig,
     device: &Device,
-) -> (f64, f64) {
+) -> Validation {
     let (ages, genders) = predict_logits(model, crops, device);
     let cal = Calibration::default();
-    let mut abs = 0.0;
-    let mut correct = 0usize;
-    for ((a, g), s) in ages.iter().zip(&genders).zip(samples) {
-        let e = estimate::decode(a, *g, &cal);
-        abs += (e.age as f64 - s.label.age as f64).abs();
-        correct += ((e.p_female >= 0.5) == (s.label.gender == 1)) as usize;
+    let mut readout = AgeReadout::default();
+    let (mut correct, mut ff_correct, mut loss) = ([0usize; 2], 0usize, 0.0f64);
+    for ((a, &g), s) in ages.iter().zip(&genders).zip(samples) {
+        let e = estimate::decode(a, g, &cal);
+        let (lo, hi) = age_interval(s);
+        readout.add(e.age, lo, hi, s.label.age_bin);
+        let right = ((e.p_female >= 0.5) == (s.label.gender == 1)) as usize;
+        match s.label.age_bin {
+            Some(_) => ff_correct += right,
+            None => correct[0] += right,
+        }
+        correct[1] += 1;
+        loss += face_loss(a, g, e.age, s, table, cfg);
     }
-    let n = samples.len().max(1) as f64;
-    (abs / n, correct as f64 / n)
+    let exact = readout.exact.max(1) as f64;
+    Validation {
+        mae: readout.mae(),
+        gender_acc: correct[0] as f64 / exact,
+        bin_acc: readout.bin_acc(),
+        fairface_gender_acc: (readout.binned > 0)
+            .then(|| ff_correct as f64 / readout.binned as f64),
+        loss: loss / correct[1].max(1) as f64,
+    }
+}
+
+/// The training loss of one face, on the host (hard gender label).
+fn face_loss(
+    age_logits: &[f32],
+    gender_logit: f32,
+    expected: f32,
+    s: &Sample,
+    table: &AgeTargets,
+    cfg: &TrainConfig,
+) -> f64 {
+    let max = age_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let log_sum = age_logits
+        .iter()
+        .map(|&z| (z as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
+    let ce: f64 = table
+        .row(s)
+        .iter()
+        .zip(age_logits)
+        .map(|(&t, &z)| -(t as f64) * (z as f64 - log_sum))
+        .sum();
+    let (lo, hi) = age_interval(s);
+    let l1 = (lo - expected).max(0.0) + (expected - hi).max(0.0);
+    // -log sigmoid(z) = softplus(-z), written stably.
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let z = gender_logit as f64;
+    let bce = if s.label.gender == 1 {
+        softplus(-z)
+    } else {
+        softplus(z)
+    };
+    ce + cfg.l1_weight as f64 * l1 as f64 + cfg.gender_weight as f64 * bce
+}
+
+/// The training faces of one epoch, shuffled: every face once, FairFace's `weight` times
+/// (the fraction as a subset drawn for the epoch).
+fn epoch_order(train_set: &[&Sample], weight: f32, rng: &mut StdRng) -> Vec<usize> {
+    let (ff, mut order): (Vec<usize>, Vec<usize>) =
+        (0..train_set.len()).partition(|&i| train_set[i].dataset == Dataset::FairFace);
+    let whole = weight.max(0.0).floor();
+    for _ in 0..whole as usize {
+        order.extend_from_slice(&ff);
+    }
+    let extra = ((weight.max(0.0) - whole) * ff.len() as f32).round() as usize;
+    if extra > 0 {
+        order.extend(ff.choose_multiple(rng, extra));
+    }
+    order.shuffle(rng);
+    order
 }
 
 /// Paths inside a run directory.
@@ -407,9 +586,7 @@ fn import_onnx(
     let crops: Vec<f32> = train_set
         .iter()
         .step_by(step)
-        .flat_map(|s| {
-            preprocess::to_nchw(&preprocess::aligned_crop_input(&s.image, net.input_size))
-        })
+        .flat_map(|s| preprocess::to_nchw(&s.input(net.input_size)))
         .collect();
     let model = crate::import::to_net(&portable, net, crops, device)?;
     // Through a record, as from a file, so the new tensors are tracked for autodiff.
@@ -491,10 +668,24 @@ pub fn train(
     }
     let val_crops: Vec<RgbImage> = val_set
         .iter()
-        .map(|s| preprocess::aligned_crop_input(&s.image, cfg.net.input_size))
+        .map(|s| s.input(cfg.net.input_size))
         .collect();
-    let table = label_table(cfg.label_sigma);
-    let bins = Tensor::<2>::from_data(
+    // FairFace's 70+ takes the shape of the exact ages of 70 and over it trains beside.
+    let old_ages: Vec<u32> = train_set
+        .iter()
+        .filter(|s| s.label.age_bin.is_none() && s.label.age >= 70)
+        .map(|s| s.label.age)
+        .collect();
+    let table = AgeTargets {
+        exact: label_table(cfg.label_sigma),
+        bins: fairface::bin_targets(&old_ages),
+    };
+    let fairface_weight = cfg.fairface_weight.unwrap_or(1.0);
+    if !(fairface_weight.is_finite() && fairface_weight >= 0.0) {
+        bail!("--fairface-weight must be a number >= 0");
+    }
+    let joint = val_set.iter().any(|s| s.dataset == Dataset::FairFace);
+    let ages = Tensor::<2>::from_data(
         TensorData::new(
             (0..AGE_BINS).map(|i| i as f32).collect::<Vec<_>>(),
             [AGE_BINS, 1],
@@ -538,6 +729,7 @@ pub fn train(
                 best_epoch: 0,
                 history: vec![],
                 stopped_early: false,
+                best_val_loss: None,
             };
             let model = match &cfg.init {
                 Some(path) => load_init(&cfg.net, path, &train_set, &device)
@@ -548,7 +740,15 @@ pub fn train(
         }
     };
 
-    let steps_per_epoch = train_set.len().div_ceil(cfg.batch_size);
+    let n_fairface = train_set
+        .iter()
+        .filter(|s| s.dataset == Dataset::FairFace)
+        .count();
+    let whole = fairface_weight.floor();
+    let epoch_len = train_set.len() - n_fairface
+        + whole as usize * n_fairface
+        + ((fairface_weight - whole) * n_fairface as f32).round() as usize;
+    let steps_per_epoch = epoch_len.div_ceil(cfg.batch_size);
     let mut epochs_this_call = 0;
     while state.epochs_done < cfg.epochs && !state.stopped_early {
         if stop_after.is_some_and(|n| epochs_this_call >= n) {
@@ -561,8 +761,7 @@ pub fn train(
         device.seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
         let mut rng =
             StdRng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        order.shuffle(&mut rng);
+        let order = epoch_order(&train_set, fairface_weight, &mut rng);
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
@@ -575,7 +774,8 @@ pub fn train(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
-        let (mut loss_sum, mut mae_sum, mut seen) = (0.0f64, 0.0f64, 0usize);
+        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
+        let mut readout = AgeReadout::default();
         let mut lr = cfg.lr;
         model = std::thread::scope(|scope| -> Result<AgeGenderNet> {
             let mut model = model;
@@ -593,50 +793,76 @@ pub fn train(
                 }
             });
             for (i, batch) in rx.iter().enumerate() {
-                let n = batch.ages.len();
+                let n = batch.lo.len();
+                let (lo, hi, bins) = (batch.lo.clone(), batch.hi.clone(), batch.bins.clone());
                 let step = (epoch - 1) * steps_per_epoch + i;
                 lr = lr_at(cfg, step, steps_per_epoch);
                 // burn-flex runs these small convolutions on one core and serialises autodiff
                 // across threads (measured: two threads on two halves gave no speed-up), so the
                 // batch runs whole on this thread while the producer augments on the other core.
-                let (grads, loss_v, mae_v) = grad_step(&model, batch, &device, &bins, cfg)?;
+                let (grads, loss_v, expected) = grad_step(&model, batch, &device, &ages, cfg)?;
                 if !loss_v.is_finite() {
                     bail!("loss became {loss_v} at epoch {epoch} step {i}");
                 }
                 model = optim.step(lr, model, grads);
                 loss_sum += loss_v as f64 * n as f64;
-                mae_sum += mae_v as f64 * n as f64;
+                for (j, e) in expected.iter().enumerate() {
+                    readout.add(*e, lo[j], hi[j], bins[j]);
+                }
                 seen += n;
                 bar.inc(1);
+                let bin_acc = readout
+                    .bin_acc()
+                    .map(|a| format!(" bins {a:.3}"))
+                    .unwrap_or_default();
                 bar.set_message(format!(
-                    "loss {:.3} mae {:.2} lr {lr:.2e}",
+                    "loss {:.3} mae {:.2}{bin_acc} lr {lr:.2e}",
                     loss_sum / seen as f64,
-                    mae_sum / seen as f64
+                    readout.mae()
                 ));
             }
             Ok(model)
         })?;
         bar.finish_and_clear();
-        let (val_mae, val_acc) = validate(&model, &val_crops, &val_set, &device);
+        let v = validate(&model, &val_crops, &val_set, &table, cfg, &device);
+        let (val_mae, val_acc) = (v.mae, v.gender_acc);
         let secs = started.elapsed().as_secs_f64();
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
-            train_mae: mae_sum / seen.max(1) as f64,
+            train_mae: readout.mae(),
             val_mae,
             val_gender_acc: val_acc,
             lr,
             seconds: secs,
             images_per_second: seen as f64 / secs,
+            train_bin_acc: readout.bin_acc(),
+            val_bin_acc: v.bin_acc,
+            val_fairface_gender_acc: v.fairface_gender_acc,
+            val_loss: joint.then_some(v.loss),
+        };
+        let fairface = match (stats.train_bin_acc, v.bin_acc, v.fairface_gender_acc) {
+            (t, Some(b), Some(g)) => format!(
+                " | FairFace train bins {:.3}, val bins {b:.3} gender {g:.4}, val loss {:.3}",
+                t.unwrap_or(f64::NAN),
+                v.loss
+            ),
+            _ => String::new(),
         };
         eprintln!(
-            "epoch {epoch}: train loss {:.3} mae {:.2} | val mae {:.3} gender acc {:.4} | {:.0}s, {:.0} img/s",
+            "epoch {epoch}: train loss {:.3} mae {:.2} | val mae {:.3} gender acc {:.4}{fairface} | {:.0}s, {:.0} img/s",
             stats.train_loss, stats.train_mae, val_mae, val_acc, secs, stats.images_per_second
         );
         state.history.push(stats);
         state.epochs_done = epoch;
-        if val_mae < state.best_val_mae || cfg.fit_val {
+        let better = match (joint, state.best_val_loss) {
+            (true, Some(best)) => v.loss < best,
+            (true, None) => true,
+            (false, _) => val_mae < state.best_val_mae,
+        };
+        if better || cfg.fit_val {
             state.best_val_mae = val_mae;
+            state.best_val_loss = joint.then_some(v.loss);
             state.best_epoch = epoch;
             let tmp = run.best_model().with_extension("bpk.tmp");
             model
@@ -717,7 +943,145 @@ pub(crate) mod tests {
             teacher_weight: 0.0,
             fit_val: false,
             label_fixes: None,
+            fairface_weight: None,
         }
+    }
+
+    /// `n` in-memory FairFace faces (96x96, a face found at a fixed place), brightness by
+    /// bin, tint by gender.
+    pub fn fake_fairface(n: usize) -> Vec<Sample> {
+        (0..n)
+            .map(|i| {
+                let (bin, gender) = ((i * 5) % 9, (i / 2) % 2);
+                let image = RgbImage::from_fn(96, 96, |x, y| {
+                    let v = (bin * 25 + (x as usize + 2 * y as usize) % 30) as u8;
+                    image::Rgb([v, v.wrapping_add(gender as u8 * 60), 200 - v / 2])
+                });
+                let mut face = agegender::Detection {
+                    score: 0.9,
+                    bbox: [23.0, 25.0, 50.0, 60.0],
+                    keypoints: Default::default(),
+                };
+                face.keypoints[agegender::detect::LEFT_EYE] = [36.0, 42.0];
+                face.keypoints[agegender::detect::RIGHT_EYE] = [60.0, 42.0];
+                let name = format!("{}.jpg", i + 1);
+                Sample {
+                    split: crate::dataset::split_of(&name),
+                    name,
+                    label: crate::dataset::Label {
+                        age: AGE_BINS_FF[bin].1,
+                        gender: gender as u8,
+                        race: Some((i % 7) as u8),
+                        age_bin: Some(bin as u8),
+                    },
+                    image,
+                    dataset: Dataset::FairFace,
+                    face: Some(face),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn epochs_draw_fairface_by_its_weight_and_replay_with_the_seed() {
+        let mut samples: Vec<Sample> = (0..10).map(|i| Sample::fake(&format!("u{i}"), 0)).collect();
+        samples.extend(fake_fairface(20));
+        let set: Vec<&Sample> = samples.iter().collect();
+        let count = |order: &[usize], i: usize| order.iter().filter(|&&j| j == i).count();
+        for (weight, len) in [(0.0f32, 10usize), (0.5, 20), (1.0, 30), (2.25, 55)] {
+            let order = epoch_order(&set, weight, &mut StdRng::seed_from_u64(3));
+            assert_eq!(order.len(), len, "weight {weight}");
+            // Every other face exactly once; FairFace faces floor(w) or floor(w) + 1 times.
+            assert!((0..10).all(|i| count(&order, i) == 1));
+            let whole = weight.floor() as usize;
+            assert!((10..30).all(|i| (whole..=whole + 1).contains(&count(&order, i))));
+            assert_eq!(
+                order,
+                epoch_order(&set, weight, &mut StdRng::seed_from_u64(3))
+            );
+        }
+        // A fraction draws another subset in another epoch.
+        assert_ne!(
+            epoch_order(&set, 0.5, &mut StdRng::seed_from_u64(1)),
+            epoch_order(&set, 0.5, &mut StdRng::seed_from_u64(2))
+        );
+    }
+
+    #[test]
+    fn binned_faces_lose_nothing_inside_their_bin() {
+        let ff = fake_fairface(9);
+        let cfg = tiny_config(1);
+        let table = AgeTargets {
+            exact: label_table(cfg.label_sigma),
+            bins: fairface::bin_targets(&[]),
+        };
+        // A face of the 20-29 bin (i = 9: bin 0; i = 6: bin 3).
+        let s = ff.iter().find(|s| s.label.age_bin == Some(3)).unwrap();
+        assert_eq!(age_interval(s), (19.5, 29.5));
+        // Its target row is the uniform bin; a prediction of exactly that row with the
+        // expected age inside the bin has no L1 term, one outside pays per year.
+        let row = table.row(s);
+        let logits: Vec<f32> = row.iter().map(|&p| p.max(1e-30).ln()).collect();
+        let inside = face_loss(&logits, 0.0, 24.5, s, &table, &cfg);
+        let outside = face_loss(&logits, 0.0, 32.5, s, &table, &cfg);
+        assert!(
+            (outside - inside - cfg.l1_weight as f64 * 3.0).abs() < 1e-4,
+            "{inside} {outside}"
+        );
+        // Cross-entropy of the target with itself is its entropy: ln 10 for ten ages.
+        let gender = cfg.gender_weight as f64 * std::f64::consts::LN_2;
+        assert!((inside - gender - 10f64.ln()).abs() < 1e-4, "{inside}");
+        let mut r = AgeReadout::default();
+        r.add(29.4, 19.5, 29.5, Some(3));
+        r.add(29.6, 19.5, 29.5, Some(3));
+        r.add(33.0, 30.0, 30.0, None);
+        assert_eq!(r.bin_acc(), Some(0.5));
+        assert!((r.mae() - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_joint_run_trains_reports_bins_and_resumes_to_the_same_model() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (data, mut samples) = fake_samples("joint");
+        samples.extend(fake_fairface(90));
+        let cfg = TrainConfig {
+            fairface_weight: Some(0.5),
+            ..tiny_config(2)
+        };
+        let whole = train(&samples, &cfg, &RunDir(data.join("whole")), QUIET).unwrap();
+        assert_eq!(whole.epochs_done, 2);
+        for h in &whole.history {
+            assert!(h.train_loss.is_finite() && h.train_mae.is_finite() && h.val_mae.is_finite());
+            assert!(h.train_bin_acc.is_some_and(|a| (0.0..=1.0).contains(&a)));
+            assert!(h.val_bin_acc.is_some() && h.val_fairface_gender_acc.is_some());
+            assert!(h.val_loss.is_some_and(f64::is_finite));
+        }
+        let best = &whole.history[whole.best_epoch - 1];
+        assert_eq!(whole.best_val_loss, best.val_loss);
+        // Cut after one epoch and resumed: the same run.
+        let cut = RunDir(data.join("cut"));
+        let once = Control {
+            stop_after: Some(1),
+            ..QUIET
+        };
+        train(&samples, &cfg, &cut, once).unwrap();
+        let resume = Control {
+            resume: true,
+            ..QUIET
+        };
+        let resumed = train(&samples, &cfg, &cut, resume).unwrap();
+        for (x, y) in whole.history.iter().zip(&resumed.history) {
+            assert_eq!(x.train_loss, y.train_loss, "epoch {}", x.epoch);
+            assert_eq!(x.val_loss, y.val_loss, "epoch {}", x.epoch);
+            assert_eq!(x.train_bin_acc, y.train_bin_acc, "epoch {}", x.epoch);
+        }
+        // Another weight is another configuration: no resuming across it.
+        let other = TrainConfig {
+            fairface_weight: Some(1.0),
+            ..cfg.clone()
+        };
+        assert!(train(&samples, &other, &cut, resume).is_err());
+        std::fs::remove_dir_all(&data).ok();
     }
 
     #[test]
