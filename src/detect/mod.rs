@@ -391,16 +391,7 @@ impl Detector {
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
         let plan = match input.shape() {
             [1, 3, h, w] if h == w && *h <= u32::MAX as usize => self.plan(*h as u32)?,
-            [1, 3, h, w] => {
-                let model = self
-                    .model
-                    .clone()
-                    .with_input_fact(0, f32::fact([1, 3, *h, *w]).into());
-                model
-                    .and_then(|m| m.into_optimized())
-                    .and_then(|m| m.into_runnable())
-                    .map_err(|e| Error::model("detector", e))?
-            }
+            [1, 3, h, w] => onnx::plan_for(&self.model, &[1, 3, *h, *w])?,
             other => {
                 return Err(Error::Model {
                     model: "detector",

@@ -23,9 +23,14 @@ pub fn parse(bytes: &[u8]) -> Result<InferenceModel> {
 /// An optimised plan for `[1, 3, side, side]` inputs. Concrete sizes only: a plan with symbolic
 /// height and width ran 6-7x slower in tract 0.23 (measured natively at 256 to 640 pixels).
 pub fn plan(model: &InferenceModel, side: usize) -> Result<Plan> {
+    plan_for(model, &[1, 3, side, side])
+}
+
+/// An optimised plan for inputs of exactly `shape`.
+pub fn plan_for(model: &InferenceModel, shape: &[usize]) -> Result<Plan> {
     model
         .clone()
-        .with_input_fact(0, f32::fact([1, 3, side, side]).into())
+        .with_input_fact(0, f32::fact(shape).into())
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(|e| Error::model("detector", e))

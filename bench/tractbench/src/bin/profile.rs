@@ -84,8 +84,10 @@ fn main() -> Result<(), String> {
         }
     }
     let onnx = tract_onnx::onnx();
-    let det: Plan = agegender::detect::onnx::load(tractbench::DETECTOR).map_err(err)?;
     let shape = tractbench::RAW_DETECTOR_SHAPE;
+    let det: Plan = agegender::detect::onnx::parse(tractbench::DETECTOR)
+        .and_then(|m| agegender::detect::onnx::plan_for(&m, &shape))
+        .map_err(err)?;
     let x = Tensor::from_shape(&shape, &tractbench::input(shape.iter().product()))
         .map_err(err)?;
     profile("detector", &det, x.clone(), runs)?;
@@ -137,6 +139,7 @@ fn main() -> Result<(), String> {
             let (work, _) = fit_within(&img, WORK_SIDE);
             // The stages of `Detector::detect`: scaling onto the canvas, the model, the rest.
             let canvas = agegender::detect::Canvas::new(work.width(), work.height(), &opts);
+            let s = canvas.side;
             let t = Instant::now();
             let input = canvas.input(&work).map_err(err)?;
             let canvas_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -146,12 +149,10 @@ fn main() -> Result<(), String> {
             let t = Instant::now();
             let faces = detector.detect(&work, &opts).map_err(err)?;
             println!(
-                "{}: {}x{} on a {}x{} canvas, {} faces, detect {:.0} ms (canvas {canvas_ms:.1} ms, model {model_ms:.1} ms)",
+                "{}: {}x{} on a {s}x{s} canvas, {} faces, detect {:.0} ms (canvas {canvas_ms:.1} ms, model {model_ms:.1} ms)",
                 p.file_name().unwrap_or_default().to_string_lossy(),
                 work.width(),
                 work.height(),
-                canvas.width,
-                canvas.height,
                 faces.len(),
                 t.elapsed().as_secs_f64() * 1e3
             );
