@@ -199,9 +199,10 @@ const THUMBNAIL_RATIO: u32 = 3;
 /// A loaded detector; build once, run on many images of any size.
 pub struct Detector {
     model: InferenceModel,
-    /// Optimised plans by canvas side: tract plans for concrete shapes, and optimising one takes
-    /// about 40 ms natively, so each size is optimised once ([`Detector::prepare`]).
-    plans: Mutex<Vec<(u32, onnx::Plan)>>,
+    /// Optimised plans by input height and width: tract plans for concrete shapes, and
+    /// optimising one takes about 40 ms natively, so each shape is optimised once
+    /// ([`Detector::prepare`]).
+    plans: Mutex<Vec<((usize, usize), onnx::Plan)>>,
     /// Per stride, the output indices of its class, objectness, box and keypoint tensors.
     outputs: [[usize; 4]; 3],
 }
@@ -224,14 +225,18 @@ impl Detector {
     /// makes the plan for the default working size.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let model = onnx::parse(bytes)?;
-        let side = canvas_side(DetectOptions::default().working_size);
-        let plan = onnx::plan(&model, side as usize)?;
+        let side = canvas_side(DetectOptions::default().working_size) as usize;
+        let plan = onnx::plan(&model, side)?;
         let outputs = output_order(&onnx::output_names(&plan)?)?;
         // The second look's plan too (see `refine_tilted`), so no photo waits for it.
-        let refine = onnx::plan(&model, REFINE_SIDE as usize)?;
+        let refine_side = REFINE_SIDE as usize;
+        let refine = onnx::plan(&model, refine_side)?;
         Ok(Self {
             model,
-            plans: Mutex::new(vec![(side, plan), (REFINE_SIDE, refine)]),
+            plans: Mutex::new(vec![
+                ((side, side), plan),
+                ((refine_side, refine_side), refine),
+            ]),
             outputs,
         })
     }
@@ -240,22 +245,23 @@ impl Detector {
     /// image at that size does not wait for it (the webcam prepares its smaller size this way).
     pub fn prepare(&self, opts: &DetectOptions) -> Result<()> {
         opts.validate()?;
-        self.plan(canvas_side(opts.working_size)).map(drop)
+        let side = canvas_side(opts.working_size) as usize;
+        self.plan(side, side).map(drop)
     }
 
-    fn plan(&self, side: u32) -> Result<onnx::Plan> {
+    fn plan(&self, height: usize, width: usize) -> Result<onnx::Plan> {
         // A poisoned lock only means another call panicked while holding it; the list itself is
         // always valid.
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, p)) = plans.iter().find(|(s, _)| *s == side) {
+        if let Some((_, p)) = plans.iter().find(|(s, _)| *s == (height, width)) {
             return Ok(p.clone());
         }
-        let p = onnx::plan(&self.model, side as usize)?;
-        // A few sizes at most are ever used; bound the cache all the same.
+        let p = onnx::plan_for(&self.model, &[1, 3, height, width])?;
+        // A few shapes at most are ever used; bound the cache all the same.
         if plans.len() >= MAX_PLANS {
             plans.remove(2);
         }
-        plans.push((side, p.clone()));
+        plans.push(((height, width), p.clone()));
         Ok(p)
     }
 
@@ -386,12 +392,11 @@ impl Detector {
         Ok(nms::weighted(found, opts.iou_threshold))
     }
 
-    /// One raw model run on a `[1, 3, H, W]` tensor (the benchmark times this alone); a plan for
-    /// a square input is made on first use, any other shape gets a plan of its own each time.
+    /// One raw model run on a `[1, 3, H, W]` tensor (the benchmark times this alone); the plan
+    /// for a shape not seen before is made on first use and kept.
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
         let plan = match input.shape() {
-            [1, 3, h, w] if h == w && *h <= u32::MAX as usize => self.plan(*h as u32)?,
-            [1, 3, h, w] => onnx::plan_for(&self.model, &[1, 3, *h, *w])?,
+            [1, 3, h, w] => self.plan(*h, *w)?,
             other => {
                 return Err(Error::Model {
                     model: "detector",
@@ -414,7 +419,7 @@ const REFINE_FACE: f32 = 0.45;
 /// A second look needs only to find the face it was pointed at.
 const REFINE_MIN_SCORE: f32 = 0.3;
 
-/// Plans kept at most (the default size and the second look's are never evicted).
+/// Plans kept at most (the default size's and the second look's are never evicted).
 const MAX_PLANS: usize = 5;
 
 /// Per stride, the indices of the `cls`, `obj`, `bbox` and `kps` outputs. tract keeps the ONNX
@@ -531,7 +536,7 @@ mod tests {
     #[test]
     fn the_embedded_model_loads_and_names_its_outputs() {
         let d = Detector::new().expect("yunet");
-        let names = onnx::output_names(&d.plan(640).expect("plan")).expect("names");
+        let names = onnx::output_names(&d.plan(640, 640).expect("plan")).expect("names");
         println!("{names:?}");
         let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
         all.sort();
@@ -546,8 +551,14 @@ mod tests {
                 assert_eq!(out[i].len(), cells * width, "stride {stride}, output {i}");
             }
         }
-        // The plan cache keeps the default size, the second look's and the one just used.
+        // The plan cache keeps the default size, the second look's and the one just used; a
+        // non-square shape is planned once too, not at every run.
         assert_eq!(d.plans.lock().expect("lock").len(), 3);
+        for _ in 0..2 {
+            d.run(Tensor::zero::<f32>(&[1, 3, 32, 64]).expect("zeros"))
+                .expect("run");
+        }
+        assert_eq!(d.plans.lock().expect("lock").len(), 4);
     }
 
     #[test]
