@@ -13,7 +13,7 @@ pub mod results;
 pub mod track;
 pub mod verify;
 
-pub use classify::Classifier;
+pub use classify::{Classifier, Mirror};
 pub use detect::{DetectOptions, Detection, Detector};
 pub use error::{Error, Result};
 pub use pipeline::{Options, Pipeline};

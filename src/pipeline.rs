@@ -4,7 +4,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::align;
-use crate::classify::Classifier;
+use crate::classify::{Classifier, Mirror};
 use crate::decode::{self, WORK_SIDE};
 use crate::detect::{DetectOptions, Detection, Detector, LEFT_EYE, RIGHT_EYE};
 use crate::error::{Error, Result};
@@ -25,6 +25,8 @@ pub struct Options {
     pub min_sharpness: f32,
     /// At most this many faces (the most confident) are reported.
     pub max_faces: usize,
+    /// Whether each face is also classified mirrored (see [`Mirror`]).
+    pub mirror: Mirror,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
             min_eye_distance: 12.0,
             min_sharpness: MIN_SHARPNESS,
             max_faces: 64,
+            mirror: Mirror::default(),
         }
     }
 }
@@ -150,7 +153,10 @@ impl Pipeline {
             faces.push(to_face(det, k, width, height, too_small, sharpness, opts));
         }
         if let Some(classifier) = &self.classifier {
-            for (i, est) in to_classify.into_iter().zip(classifier.classify(&crops)?) {
+            for (i, est) in to_classify
+                .into_iter()
+                .zip(classifier.classify_with(&crops, opts.mirror)?)
+            {
                 faces[i].estimate = Some(est);
             }
         }

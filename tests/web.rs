@@ -49,7 +49,7 @@ fn constructs_and_reports_its_models() {
                 .unwrap()
                 .contains("YuNet")
         );
-        assert_eq!(get(&info, "working_size").as_f64(), Some(640.0));
+        assert_eq!(get(&info, "working_size").as_f64(), Some(512.0));
     });
 }
 

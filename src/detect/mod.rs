@@ -7,11 +7,12 @@
 
 pub mod nms;
 pub mod onnx;
+mod resample;
 pub mod yunet;
 
 use std::sync::Mutex;
 
-use image::{RgbImage, imageops};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
@@ -69,7 +70,7 @@ impl Default for DetectOptions {
         Self {
             score_threshold: 0.75,
             iou_threshold: 0.3,
-            working_size: 640,
+            working_size: 512,
             margin: 0.1,
         }
     }
@@ -156,34 +157,25 @@ impl Canvas {
     /// The model's input: the image scaled onto the canvas as BGR planes in 0-255 (YuNet's
     /// training format), black around it.
     pub fn input(&self, img: &RgbImage) -> Result<Tensor> {
-        let (cw, ch) = self.content;
-        let scaled = if img.dimensions() == (cw, ch) {
-            std::borrow::Cow::Borrowed(img)
-        } else if cw * THUMBNAIL_RATIO <= img.width() && ch * THUMBNAIL_RATIO <= img.height() {
-            // Box averaging for large reductions: a Triangle resize costs more per output pixel
-            // the larger the reduction; at milder ones its finer filtering keeps small faces.
-            std::borrow::Cow::Owned(imageops::thumbnail(img, cw, ch))
-        } else {
-            std::borrow::Cow::Owned(imageops::resize(
-                img,
-                cw,
-                ch,
-                imageops::FilterType::Triangle,
-            ))
-        };
+        let (cw, ch) = (self.content.0 as usize, self.content.1 as usize);
         let n = self.side as usize;
-        let plane = n * n;
-        let mut data = vec![0.0f32; 3 * plane];
-        let (ox, oy) = (self.offset.0 as usize, self.offset.1 as usize);
-        for (y, row) in scaled.rows().enumerate() {
-            let at = (y + oy) * n + ox;
-            for (x, p) in row.enumerate() {
-                // BGR plane order.
-                data[at + x] = p.0[2] as f32;
-                data[plane + at + x] = p.0[1] as f32;
-                data[2 * plane + at + x] = p.0[0] as f32;
-            }
-        }
+        let mut data = vec![0.0f32; 3 * n * n];
+        let filter = if cw * THUMBNAIL_RATIO <= img.width() as usize
+            && ch * THUMBNAIL_RATIO <= img.height() as usize
+        {
+            resample::Filter::Box
+        } else {
+            resample::Filter::Triangle
+        };
+        resample::into_bgr_planes(
+            img.as_raw(),
+            (img.width() as usize, img.height() as usize),
+            (cw, ch),
+            filter,
+            &mut data,
+            n,
+            (self.offset.0 as usize, self.offset.1 as usize),
+        );
         Tensor::from_shape(&[1, 3, n, n], &data).map_err(|e| Error::model("detector", e))
     }
 }
@@ -194,7 +186,7 @@ fn canvas_side(working_size: u32) -> u32 {
 }
 
 /// Reductions at least this large are box-averaged (see `Canvas::input`).
-const THUMBNAIL_RATIO: u32 = 3;
+const THUMBNAIL_RATIO: usize = 3;
 
 /// A loaded detector; build once, run on many images of any size.
 pub struct Detector {
@@ -411,7 +403,7 @@ impl Detector {
 
 /// Faces whose eyes tilt more than this (radians, 8 degrees) get a second, turned look.
 const REFINE_MIN_TILT: f32 = 0.14;
-/// Side of the second look's window, in pixels: a sixteenth of a 640 pass.
+/// Side of the second look's window, in pixels: a tenth of a default pass.
 const REFINE_SIDE: u32 = 160;
 /// The face box's size in that window, as a fraction of its side: about the size the faces of
 /// the shared photos have at the default working size.
@@ -448,7 +440,10 @@ mod tests {
 
     #[test]
     fn canvas_fits_the_image_inside_the_margin_and_centres_it() {
-        let opts = DetectOptions::default();
+        let opts = DetectOptions {
+            working_size: 640,
+            ..DetectOptions::default()
+        };
         // A 4000x3000 photo: a 640 canvas, 64 px margins, 512x384 content centred.
         let c = Canvas::new(4000, 3000, &opts);
         assert_eq!((c.side, c.content, c.offset), (640, (512, 384), (64, 128)));
@@ -536,7 +531,8 @@ mod tests {
     #[test]
     fn the_embedded_model_loads_and_names_its_outputs() {
         let d = Detector::new().expect("yunet");
-        let names = onnx::output_names(&d.plan(640, 640).expect("plan")).expect("names");
+        let side = canvas_side(DetectOptions::default().working_size) as usize;
+        let names = onnx::output_names(&d.plan(side, side).expect("plan")).expect("names");
         println!("{names:?}");
         let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
         all.sort();

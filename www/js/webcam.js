@@ -13,6 +13,9 @@ const WEBCAM_SIDE = 640;
 /** Frames are detected on a 320 px canvas (a quarter of a photo's cost): faces at arm's length
  * stay 40-60 px there, and the frame rate is what the webcam needs most. */
 const WEBCAM_OPTIONS = { detect: { working_size: 320 } };
+/** One classifier run per face and frame (half a photo's cost), the face as it is and mirrored
+ * on alternate frames: the tracker's average over frames stands in for a photo's mirror average. */
+const MIRRORS = ['plain', 'mirrored'];
 
 const $ = (id) => document.getElementById(id);
 const section = $('webcam');
@@ -25,6 +28,7 @@ const cam = {
   stream: null,
   busy: false,
   frames: 0, // analysed
+  sent: 0, // sent to the worker
   dropped: 0, // skipped while the worker was busy
   fps: 0,
   lastDone: 0,
@@ -54,7 +58,7 @@ async function start() {
     toggle.disabled = false;
     return;
   }
-  Object.assign(cam, { busy: false, frames: 0, dropped: 0, fps: 0, lastDone: 0 });
+  Object.assign(cam, { busy: false, frames: 0, sent: 0, dropped: 0, fps: 0, lastDone: 0 });
   await ask({ type: 'track-reset' }).catch(() => {});
   // The detector's plan for the webcam's size is made now, not on the first frame.
   await ask({ type: 'prepare', options: WEBCAM_OPTIONS }).catch(() => {});
@@ -108,7 +112,8 @@ function onVideoFrame() {
   const rgba = ctx.getImageData(0, 0, width, height).data.buffer;
   cam.busy = true;
   const request = checkRequest();
-  analyze(rgba, width, height, request, { track: true, time: performance.now(), options: WEBCAM_OPTIONS })
+  const options = { ...WEBCAM_OPTIONS, mirror: MIRRORS[cam.sent++ % MIRRORS.length] };
+  analyze(rgba, width, height, request, { track: true, time: performance.now(), options })
     .then((reply) => {
       if (cam.stream) showFrame(reply, request);
     })
