@@ -165,26 +165,6 @@ impl Sample {
     }
 }
 
-#[cfg(test)]
-impl Sample {
-    /// A 1x1 training face aged 30, for tests that only look at names and labels.
-    pub fn fake(name: &str, gender: u8) -> Self {
-        Self {
-            name: name.into(),
-            label: Label {
-                age: 30,
-                gender,
-                race: None,
-                age_bin: None,
-            },
-            split: Split::Train,
-            image: RgbImage::new(1, 1),
-            dataset: Dataset::UtkFace,
-            face: None,
-        }
-    }
-}
-
 /// What was skipped while loading, and why: reported, never fatal.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LoadReport {
