@@ -573,7 +573,7 @@ function report(R) {
     p('Ours: `cargo run --release -p trainer -- train --data utkface --limit 1000 --epochs 1`, its');
     p('reported img/s (decoding and augmentation overlapped on a second thread). PyTorch:');
     p('`bench/torch_train.py`, the architecture of `trainer/src/model.rs` (standard widths) and the');
-    p('loss of `trainer/src/train.rs` with AdamW, the same 1000 images decoded and resized before');
+    p('loss of `trainer/src/training/loss.rs` with AdamW, the same 1000 images decoded and resized before');
     p('timing (so PyTorch\'s figure is compute only: an upper bound for it).');
     if (T2.from) p(`**Not rerun in this run (\`BENCH_SKIP=trainer\`): these figures are from the run of ${T2.from}.**`);
     p();

@@ -3,7 +3,7 @@
 The architecture mirrors trainer/src/model.rs (NetConfig::standard): conv-bn-relu trunk
 3->32 s2, 32->32, 32->64 s2, 64->64, 64->128 s2, dw128, pw128->192, dw192, pw192->256, dw256,
 pw256->256, global average pool, dropout 0.1, Linear(256, 101) age logits and Linear(256, 1) gender logit. The loss
-mirrors trainer/src/train.rs: cross-entropy against a Gaussian label distribution (sigma 2) + L1 on
+mirrors trainer/src/training/loss.rs: cross-entropy against a Gaussian label distribution (sigma 2) + L1 on
 the expected age + BCE on gender, AdamW. Images are decoded and resized to 64x64 before timing (our
 trainer decodes and augments on a second thread, overlapped with the step).
 

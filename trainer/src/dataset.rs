@@ -165,26 +165,6 @@ impl Sample {
     }
 }
 
-#[cfg(test)]
-impl Sample {
-    /// A 1x1 training face aged 30, for tests that only look at names and labels.
-    pub fn fake(name: &str, gender: u8) -> Self {
-        Self {
-            name: name.into(),
-            label: Label {
-                age: 30,
-                gender,
-                race: None,
-                age_bin: None,
-            },
-            split: Split::Train,
-            image: RgbImage::new(1, 1),
-            dataset: Dataset::UtkFace,
-            face: None,
-        }
-    }
-}
-
 /// What was skipped while loading, and why: reported, never fatal.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LoadReport {
@@ -303,7 +283,7 @@ pub fn load_utk_dir(
     Ok((samples, report))
 }
 
-pub(crate) fn column(
+fn column(
     headers: &csv::StringRecord,
     path: &Path,
     name: &'static str,
@@ -317,9 +297,15 @@ pub(crate) fn column(
         })
 }
 
-/// Loads the pixel CSV format: columns `age, ethnicity, gender, img_name, pixels`, where
-/// `pixels` holds 48x48 space-separated grey values. Bad rows are skipped and counted.
-pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
+/// Reads a CSV with a header row and calls `each` with every row's line number and the trimmed
+/// values of `columns` (empty where a row is short). Each row counts as seen in `report`; an
+/// unreadable one is counted as bad and skipped.
+pub(crate) fn for_each_row<const N: usize>(
+    path: &Path,
+    columns: [&'static str; N],
+    report: &mut LoadReport,
+    mut each: impl FnMut(usize, [&str; N], &mut LoadReport),
+) -> Result<(), DatasetError> {
     let csv_err = |source| DatasetError::Csv {
         path: path.to_path_buf(),
         source,
@@ -329,18 +315,10 @@ pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetE
         .from_path(path)
         .map_err(csv_err)?;
     let headers = rdr.headers().map_err(csv_err)?.clone();
-    let (ca, ce, cg, cn, cp) = (
-        column(&headers, path, "age")?,
-        column(&headers, path, "ethnicity")?,
-        column(&headers, path, "gender")?,
-        column(&headers, path, "img_name")?,
-        column(&headers, path, "pixels")?,
-    );
-    let mut report = LoadReport {
-        source: path.display().to_string(),
-        ..Default::default()
-    };
-    let mut samples = Vec::new();
+    let mut at = [0usize; N];
+    for (c, name) in at.iter_mut().zip(columns) {
+        *c = column(&headers, path, name)?;
+    }
     for (i, rec) in rdr.records().enumerate() {
         report.seen += 1;
         let row = i + 2;
@@ -348,58 +326,80 @@ pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetE
             report.bad_rows.push(format!("row {row}: unreadable"));
             continue;
         };
-        let get = |c: usize| rec.get(c).map(str::trim).unwrap_or("");
-        let age = get(ca).parse::<u32>().ok().filter(|&a| a <= 120);
-        let gender = match get(cg) {
-            "0" => Some(0u8),
-            "1" => Some(1u8),
-            _ => None,
-        };
-        let race = get(ce).parse::<u8>().ok().filter(|&r| r <= 4);
-        let pixels: Option<Vec<u8>> = get(cp)
-            .split_whitespace()
-            .map(|p| p.parse::<u8>().ok())
-            .collect();
-        let (Some(age), Some(gender), Some(pixels)) = (age, gender, pixels) else {
-            report
-                .bad_rows
-                .push(format!("row {row}: bad age, gender or pixel value"));
-            continue;
-        };
-        // The format is 48x48 grey; any other count is a damaged row.
-        let side = PIXEL_CSV_SIDE;
-        if pixels.len() != (side * side) as usize {
-            report.bad_rows.push(format!(
-                "row {row}: {} pixels, expected {}",
-                pixels.len(),
-                side * side
-            ));
-            continue;
-        }
-        let Some(grey) = GrayImage::from_raw(side, side, pixels) else {
-            report.bad_rows.push(format!("row {row}: pixel buffer"));
-            continue;
-        };
-        let name = get(cn).to_string();
-        let name = if name.is_empty() {
-            format!("row{row}")
-        } else {
-            name
-        };
-        samples.push(Sample {
-            split: split_of(&name),
-            name,
-            label: Label {
-                age,
-                gender,
-                race,
-                age_bin: None,
-            },
-            image: image::DynamicImage::ImageLuma8(grey).to_rgb8(),
-            dataset: Dataset::UtkFace,
-            face: None,
-        });
+        each(
+            row,
+            at.map(|c| rec.get(c).map(str::trim).unwrap_or("")),
+            report,
+        );
     }
+    Ok(())
+}
+
+/// Loads the pixel CSV format: columns `age, ethnicity, gender, img_name, pixels`, where
+/// `pixels` holds 48x48 space-separated grey values. Bad rows are skipped and counted.
+pub fn load_pixel_csv(path: &Path) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
+    let mut report = LoadReport {
+        source: path.display().to_string(),
+        ..Default::default()
+    };
+    let mut samples = Vec::new();
+    let columns = ["age", "ethnicity", "gender", "img_name", "pixels"];
+    for_each_row(
+        path,
+        columns,
+        &mut report,
+        |row, [age, race, gender, name, pixels], report| {
+            let age = age.parse::<u32>().ok().filter(|&a| a <= 120);
+            let gender = match gender {
+                "0" => Some(0u8),
+                "1" => Some(1u8),
+                _ => None,
+            };
+            let race = race.parse::<u8>().ok().filter(|&r| r <= 4);
+            let pixels: Option<Vec<u8>> = pixels
+                .split_whitespace()
+                .map(|p| p.parse::<u8>().ok())
+                .collect();
+            let (Some(age), Some(gender), Some(pixels)) = (age, gender, pixels) else {
+                report
+                    .bad_rows
+                    .push(format!("row {row}: bad age, gender or pixel value"));
+                return;
+            };
+            // The format is 48x48 grey; any other count is a damaged row.
+            let side = PIXEL_CSV_SIDE;
+            if pixels.len() != (side * side) as usize {
+                report.bad_rows.push(format!(
+                    "row {row}: {} pixels, expected {}",
+                    pixels.len(),
+                    side * side
+                ));
+                return;
+            }
+            let Some(grey) = GrayImage::from_raw(side, side, pixels) else {
+                report.bad_rows.push(format!("row {row}: pixel buffer"));
+                return;
+            };
+            let name = if name.is_empty() {
+                format!("row{row}")
+            } else {
+                name.to_string()
+            };
+            samples.push(Sample {
+                split: split_of(&name),
+                name,
+                label: Label {
+                    age,
+                    gender,
+                    race,
+                    age_bin: None,
+                },
+                image: image::DynamicImage::ImageLuma8(grey).to_rgb8(),
+                dataset: Dataset::UtkFace,
+                face: None,
+            });
+        },
+    )?;
     report.loaded = samples.len();
     if samples.is_empty() {
         return Err(DatasetError::Empty(path.to_path_buf()));

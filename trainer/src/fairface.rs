@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{
-    Dataset, DatasetError, Label, LoadReport, Sample, column, decode_file, fnv1a, split_of,
+    Dataset, DatasetError, Label, LoadReport, Sample, decode_file, fnv1a, for_each_row, split_of,
 };
 
 /// FairFace's age bins: name, lowest and highest age in years (70+ ends at the age head's last
@@ -213,80 +213,64 @@ pub fn load_with(
     key: &str,
     find: &FindFaces<'_>,
 ) -> Result<(Vec<Sample>, LoadReport), DatasetError> {
-    let csv_path = dir.join("labels.csv");
-    let csv_err = |source| DatasetError::Csv {
-        path: csv_path.clone(),
-        source,
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(&csv_path)
-        .map_err(csv_err)?;
-    let headers = rdr.headers().map_err(csv_err)?.clone();
-    let (cf, ca, cg, cr) = (
-        column(&headers, &csv_path, "file")?,
-        column(&headers, &csv_path, "age")?,
-        column(&headers, &csv_path, "gender")?,
-        column(&headers, &csv_path, "race")?,
-    );
     let mut report = LoadReport {
         source: dir.display().to_string(),
         ..Default::default()
     };
     let mut listed: Vec<(String, PathBuf, Label)> = Vec::new();
     let mut names = HashSet::new();
-    for (i, rec) in rdr.records().enumerate() {
-        report.seen += 1;
-        let row = i + 2;
-        let Ok(rec) = rec else {
-            report.bad_rows.push(format!("row {row}: unreadable"));
-            continue;
-        };
-        let get = |c: usize| rec.get(c).map(str::trim).unwrap_or("");
-        let file = Path::new(get(cf));
-        // Only plain relative paths inside the folder.
-        let inside = !file.as_os_str().is_empty()
-            && file.components().all(|c| matches!(c, Component::Normal(_)));
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .filter(|_| inside)
-            .map(String::from);
-        let bin = parse_bin(get(ca));
-        let gender = match get(cg).to_ascii_lowercase().as_str() {
-            "m" | "male" => Some(0u8),
-            "f" | "female" => Some(1u8),
-            _ => None,
-        };
-        let (Some(name), Some(bin), Some(gender)) = (name, bin, gender) else {
-            report
-                .bad_rows
-                .push(format!("row {row}: bad file, age bin or gender"));
-            continue;
-        };
-        // The split and the cache go by file name: two rows naming one would share both.
-        if !names.insert(name.clone()) {
-            report
-                .bad_rows
-                .push(format!("row {row}: duplicate file name {name}"));
-            continue;
-        }
-        let race = RACES
-            .iter()
-            .position(|r| r.eq_ignore_ascii_case(get(cr)))
-            .map(|r| r as u8);
-        report.missing_race += race.is_none() as usize;
-        listed.push((
-            name,
-            dir.join(file),
-            Label {
-                age: AGE_BINS_FF[bin as usize].1,
-                gender,
-                race,
-                age_bin: Some(bin),
-            },
-        ));
-    }
+    let columns = ["file", "age", "gender", "race"];
+    let csv_path = dir.join("labels.csv");
+    for_each_row(
+        &csv_path,
+        columns,
+        &mut report,
+        |row, [file, age, gender, race], report| {
+            let file = Path::new(file);
+            // Only plain relative paths inside the folder.
+            let inside = !file.as_os_str().is_empty()
+                && file.components().all(|c| matches!(c, Component::Normal(_)));
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|_| inside)
+                .map(String::from);
+            let bin = parse_bin(age);
+            let gender = match gender.to_ascii_lowercase().as_str() {
+                "m" | "male" => Some(0u8),
+                "f" | "female" => Some(1u8),
+                _ => None,
+            };
+            let (Some(name), Some(bin), Some(gender)) = (name, bin, gender) else {
+                report
+                    .bad_rows
+                    .push(format!("row {row}: bad file, age bin or gender"));
+                return;
+            };
+            // The split and the cache go by file name: two rows naming one would share both.
+            if !names.insert(name.clone()) {
+                report
+                    .bad_rows
+                    .push(format!("row {row}: duplicate file name {name}"));
+                return;
+            }
+            let race = RACES
+                .iter()
+                .position(|r| r.eq_ignore_ascii_case(race))
+                .map(|r| r as u8);
+            report.missing_race += race.is_none() as usize;
+            listed.push((
+                name,
+                dir.join(file),
+                Label {
+                    age: AGE_BINS_FF[bin as usize].1,
+                    gender,
+                    race,
+                    age_bin: Some(bin),
+                },
+            ));
+        },
+    )?;
     if let Some(n) = limit {
         let step = (listed.len() / n.max(1)).max(1);
         listed = listed.into_iter().step_by(step).take(n).collect();

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use agegender::estimate::Estimate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Label, RACES};
 use crate::fairface;
@@ -55,7 +55,7 @@ fn band(age: u32) -> &'static str {
 }
 
 /// Metrics over a set of faces. Female is the positive class for precision/recall/F1.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
     pub n: usize,
     pub age_mae: f64,
@@ -194,7 +194,7 @@ pub fn report(outcomes: &[Outcome], model: &str, data: &str, split: &str) -> Rep
 
 /// Metrics over FairFace faces, whose ages are bins: gender as the page shows it and the
 /// estimated age (rounded, as shown) read as a bin.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BinMetrics {
     pub n: usize,
     /// Always answering the more likely gender.

@@ -1,9 +1,10 @@
 //! The multi-task CNN: a shared convolutional trunk, an age head (a distribution over ages
 //! 0..=100) and a gender head (one logit). Kept to ops tract runs well once exported:
-//! Conv (+ folded batch norm), Relu, GlobalAveragePool, Gemm.
+//! Conv (+ folded batch norm), Relu, GlobalAveragePool, Gemm. Also: widening a trained net,
+//! and running one in inference mode over host crops.
 
 use agegender::estimate::AGE_BINS;
-use agegender::preprocess::INPUT_SIZE;
+use agegender::preprocess::{self, INPUT_SIZE};
 use burn::module::{Module, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -12,8 +13,6 @@ use burn::nn::{
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-
-use crate::export::values;
 
 /// One convolution of the trunk.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
@@ -258,23 +257,35 @@ impl AgeGenderNet {
     }
 }
 
-/// Asserts that two nets give the same age and gender logits (inference mode) on `input`.
-#[cfg(test)]
-pub fn assert_same_outputs(
-    a: &AgeGenderNet,
-    b: &AgeGenderNet,
-    input: impl Fn() -> Tensor<4>,
-    tol: f32,
-) {
-    let (age_a, gender_a) = a.valid().forward(input());
-    let (age_b, gender_b) = b.valid().forward(input());
-    for (p, q) in values(age_a)
-        .iter()
-        .zip(values(age_b))
-        .chain(values(gender_a).iter().zip(values(gender_b)))
-    {
-        assert!((p - q).abs() < tol, "{p} {q}");
+/// A tensor's values as f32.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap_or_default()
+}
+
+/// Runs the model (inference mode) over host images in batches: (age logits, gender logits).
+pub fn predict_logits(
+    model: &AgeGenderNet,
+    crops: &[image::RgbImage],
+    device: &Device,
+) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let model = model.valid();
+    let dev = device.clone().inner();
+    let mut ages = Vec::with_capacity(crops.len());
+    let mut genders = Vec::with_capacity(crops.len());
+    for chunk in crops.chunks(128) {
+        let s = chunk.first().map_or(0, |c| c.width() as usize);
+        let x: Vec<f32> = chunk.iter().flat_map(preprocess::to_nchw).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [chunk.len(), 3, s, s]), &dev);
+        let (a, g) = model.forward(x);
+        let a: Vec<f32> = a.into_data().try_to_vec().unwrap_or_default();
+        let g: Vec<f32> = g.into_data().try_to_vec().unwrap_or_default();
+        ages.extend(a.chunks(AGE_BINS).map(|c| c.to_vec()));
+        genders.extend(g);
     }
+    (ages, genders)
 }
 
 #[cfg(test)]
@@ -295,7 +306,7 @@ mod tests {
             .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
             .collect();
         let input = || Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 32, 32]), &dev);
-        assert_same_outputs(&old, &new, input, 1e-4);
+        crate::fixtures::assert_same_outputs(&old, &new, input, 1e-4);
         // The new channels are live: their incoming weights are not all zero.
         let w = values(new.trunk[8].conv.weight.val());
         assert!(w[8 * 12..].iter().any(|v| *v != 0.0));

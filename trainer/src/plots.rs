@@ -4,12 +4,13 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::error::{Error, Result};
+use crate::files;
 use crate::metrics::{GROUP4, Outcome, Report};
-use crate::train::EpochStats;
+use crate::training::EpochStats;
 
 const FONT: &str = "sans-serif";
 
@@ -21,13 +22,13 @@ fn register_font() -> Result<()> {
     let mut result = Ok(());
     ONCE.call_once(|| {
         result = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-            .map_err(|_| anyhow!("the embedded DejaVu font did not load"));
+            .map_err(|_| Error::Plot("the embedded DejaVu font did not load".into()));
     });
     result
 }
 
-fn err(e: impl std::fmt::Debug) -> anyhow::Error {
-    anyhow!("plotting: {e:?}")
+fn err(e: impl std::fmt::Debug) -> Error {
+    Error::Plot(format!("{e:?}"))
 }
 
 /// Training loss and validation MAE per epoch, side by side.
@@ -235,7 +236,7 @@ pub fn write_report(
     history: Option<&[EpochStats]>,
     json_name: &str,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
+    files::create_dir_all(dir)?;
     if let Some(h) = history {
         learning_curves(h, &dir.join("learning_curves.png"))?;
     }
@@ -245,5 +246,5 @@ pub fn write_report(
         report.group4_confusion,
         &dir.join("confusion.png"),
     )?;
-    crate::train::write_atomic(&dir.join(json_name), &serde_json::to_vec_pretty(report)?)
+    files::write_json(&dir.join(json_name), report)
 }

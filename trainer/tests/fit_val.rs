@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
-use common::fake_utk;
+use trainer::card::{CARD_FILE, ModelCard};
+use trainer::fixtures::write_fake_utk as fake_utk;
 
 fn trainer(args: &[&str], paths: &[(&str, &Path)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
@@ -25,8 +25,8 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("train_state.json")).unwrap()).unwrap()
 }
 
-fn card(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("agegender.json")).unwrap()).unwrap()
+fn card(dir: &Path) -> ModelCard {
+    ModelCard::read(&dir.join(CARD_FILE)).unwrap()
 }
 
 /// Images seen in an epoch (throughput times duration).
@@ -77,7 +77,7 @@ fn a_refit_on_validation_keeps_its_last_epoch_and_borrows_its_calibration() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let source = card(&root.join("plain-model"));
-    assert_eq!(source["training"]["validation_held_out"], true);
+    assert!(source.training.validation_held_out);
 
     // The refit cannot be calibrated on faces it trained on ...
     let o = trainer(
@@ -97,7 +97,7 @@ fn a_refit_on_validation_keeps_its_last_epoch_and_borrows_its_calibration() {
     assert!(!root.join("refit-model/agegender.onnx").exists());
 
     // ... and takes the plain run's calibration when given its card.
-    let source_card = root.join("plain-model/agegender.json");
+    let source_card = root.join("plain-model").join(CARD_FILE);
     let o = trainer(
         &["export"],
         &[
@@ -109,19 +109,15 @@ fn a_refit_on_validation_keeps_its_last_epoch_and_borrows_its_calibration() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let refit_card = card(&root.join("refit-model"));
-    assert_eq!(refit_card["calibration"], source["calibration"]);
-    assert_eq!(
-        refit_card["gender_calibration"]["scale"],
-        source["gender_calibration"]["scale"]
+    assert_eq!(refit_card.calibration, source.calibration);
+    let (g, source_g) = (
+        refit_card.gender_calibration.as_ref().unwrap(),
+        source.gender_calibration.as_ref().unwrap(),
     );
-    assert!(
-        refit_card["gender_calibration"]["fitted_on"]
-            .as_str()
-            .unwrap()
-            .starts_with("taken from")
-    );
-    assert_eq!(refit_card["training"]["validation_held_out"], false);
-    let command = refit_card["training"]["command"].as_str().unwrap();
+    assert_eq!(g.scale, source_g.scale);
+    assert!(g.fitted_on.starts_with("taken from"));
+    assert!(!refit_card.training.validation_held_out);
+    let command = &refit_card.training.command;
     assert!(command.contains(" --fit-val"), "{command}");
     assert!(command.contains(" --calibration-from "), "{command}");
 

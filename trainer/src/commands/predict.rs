@@ -6,10 +6,45 @@ use std::path::{Path, PathBuf};
 
 use agegender::estimate::Estimate;
 use agegender::{Classifier, Options, Pipeline, decode, preprocess};
-use anyhow::Result;
 use serde_json::json;
 
+use crate::card::ModelCard;
 use crate::dataset::read_manifest;
+use crate::error::{Error, Result};
+use crate::files;
+
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct PredictArgs {
+    /// Image files.
+    pub paths: Vec<PathBuf>,
+    /// A CSV whose first column lists image paths (e.g. `path,age,gender`).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Treat each image as an already aligned face crop: no detection.
+    #[arg(long)]
+    pub crops: bool,
+    /// The ONNX classifier (default: the embedded shipped model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+impl PredictArgs {
+    pub fn run(&self) -> Result<()> {
+        predict(
+            &self.paths,
+            self.manifest.as_deref(),
+            self.crops,
+            self.model.as_deref(),
+        )
+    }
+}
+
+fn stdout_error(source: std::io::Error) -> Error {
+    Error::Io {
+        path: "<stdout>".into(),
+        source,
+    }
+}
 
 fn estimate_json(e: &Estimate) -> serde_json::Value {
     json!({
@@ -22,7 +57,7 @@ fn estimate_json(e: &Estimate) -> serde_json::Value {
     })
 }
 
-pub fn run(
+fn predict(
     paths: &[PathBuf],
     manifest: Option<&Path>,
     crops: bool,
@@ -34,16 +69,21 @@ pub fn run(
     }
     let (bytes, card) = match model {
         Some(p) => (
-            std::fs::read(p)?,
-            std::fs::read_to_string(p.with_extension("json")).ok(),
+            files::read(p)?,
+            std::fs::read_to_string(ModelCard::path_beside(p)).ok(),
         ),
         None => match agegender::embedded::CLASSIFIER {
             Some(b) => (b.to_vec(), agegender::embedded::CARD.map(str::to_string)),
-            None => anyhow::bail!("this build has no embedded classifier: pass --model"),
+            None => {
+                return Err(Error::Refused(
+                    "this build has no embedded classifier: pass --model".into(),
+                ));
+            }
         },
     };
     let calibration = card
-        .and_then(|c| agegender::classify::calibration_from_card(&c).ok())
+        .and_then(|c| ModelCard::parse(&c).ok())
+        .map(|c| c.calibration)
         .unwrap_or_default();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -67,7 +107,7 @@ pub fn run(
                 },
                 Err(e) => json!({"path": p.display().to_string(), "error": e.to_string()}),
             };
-            writeln!(out, "{line}")?;
+            writeln!(out, "{line}").map_err(stdout_error)?;
         }
         return Ok(());
     }
@@ -89,12 +129,15 @@ pub fn run(
                 };
                 v["path"] = json!(p.display().to_string());
                 v["faces"] = json!(analysis.faces.len());
-                v["all"] = serde_json::to_value(&analysis.faces)?;
+                v["all"] = serde_json::to_value(&analysis.faces).map_err(|source| Error::Json {
+                    path: p.clone(),
+                    source,
+                })?;
                 v
             }
             Err(e) => json!({"path": p.display().to_string(), "error": e.to_string()}),
         };
-        writeln!(out, "{line}")?;
+        writeln!(out, "{line}").map_err(stdout_error)?;
     }
     Ok(())
 }

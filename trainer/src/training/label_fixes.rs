@@ -120,6 +120,7 @@ pub fn apply<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::sample;
 
     fn train_name(tag: &str, want: Split) -> String {
         (0..)
@@ -145,12 +146,7 @@ mod tests {
         let p = write("ok", &format!("name,gender\n{a},f\n{b},drop\n{c},M\n"));
         let fixes = read_fixes(&p).unwrap();
         assert_eq!(fixes.len(), 3);
-        let (sa, sb, sc, sd) = (
-            Sample::fake(&a, 0),
-            Sample::fake(&b, 0),
-            Sample::fake(&c, 0),
-            Sample::fake(&d, 1),
-        );
+        let (sa, sb, sc, sd) = (sample(&a, 0), sample(&b, 0), sample(&c, 0), sample(&d, 1));
         let (kept, genders, applied) = apply(vec![&sa, &sb, &sc, &sd], &fixes);
         let names: Vec<&str> = kept.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, [a.as_str(), c.as_str(), d.as_str()]);

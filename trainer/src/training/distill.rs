@@ -6,10 +6,27 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::dataset::Sample;
+
+/// A teacher's predictions file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TeacherError {
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} line {line}: {source}", path.display())]
+    Line {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{} line {line}: p_female is not finite", path.display())]
+    NotFinite { path: PathBuf, line: usize },
+}
 
 #[derive(Deserialize)]
 struct Line {
@@ -30,19 +47,27 @@ fn logit(p: f32) -> f32 {
     (p / (1.0 - p)).ln()
 }
 
-fn read_teacher(path: &Path) -> Result<HashMap<String, f32>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+fn read_teacher(path: &Path) -> Result<HashMap<String, f32>, TeacherError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TeacherError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut out = HashMap::new();
     for (i, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let l: Line = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}", path.display(), i + 1))?;
+        let l: Line = serde_json::from_str(line).map_err(|source| TeacherError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+            source,
+        })?;
         if !l.estimate.p_female.is_finite() {
-            bail!("{} line {}: p_female is not finite", path.display(), i + 1);
+            return Err(TeacherError::NotFinite {
+                path: path.to_path_buf(),
+                line: i + 1,
+            });
         }
         out.insert(l.name, logit(l.estimate.p_female));
     }
@@ -51,7 +76,7 @@ fn read_teacher(path: &Path) -> Result<HashMap<String, f32>> {
 
 /// Teacher probability of "female" per file name: the sigmoid of the mean logit over the
 /// teachers that have the name.
-pub fn load_teachers(paths: &[PathBuf]) -> Result<HashMap<String, f32>> {
+pub fn load_teachers(paths: &[PathBuf]) -> Result<HashMap<String, f32>, TeacherError> {
     let mut sums: HashMap<String, (f32, u32)> = HashMap::new();
     for path in paths {
         for (name, z) in read_teacher(path)? {
@@ -96,6 +121,7 @@ pub fn gender_targets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::sample;
 
     #[test]
     fn teachers_average_in_logit_space_and_mix_with_labels() {
@@ -113,11 +139,7 @@ mod tests {
         // logit(0.9) + logit(0.1) = 0: the teachers cancel out.
         assert!((t["x"] - 0.5).abs() < 1e-5);
         assert!((t["y"] - 0.2).abs() < 1e-5);
-        let (x, y, z) = (
-            Sample::fake("x", 1),
-            Sample::fake("y", 0),
-            Sample::fake("z", 1),
-        );
+        let (x, y, z) = (sample("x", 1), sample("y", 0), sample("z", 1));
         let (targets, missing) = gender_targets(&[&x, &y, &z], &[1, 0, 1], &t, 0.5);
         assert_eq!(missing, 1);
         assert!((targets[0] - 0.75).abs() < 1e-5);

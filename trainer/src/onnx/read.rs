@@ -14,8 +14,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use prost::Message;
 use tract_onnx::pb::{ModelProto, TensorProto, tensor_proto::DataType};
 
-use crate::export::{Dense, FoldedConv, Portable, values};
-use crate::model::{AgeGenderNet, NetConfig};
+use crate::model::{AgeGenderNet, NetConfig, values};
+use crate::portable::{Dense, FoldedConv, Portable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -60,7 +60,7 @@ impl Weights<'_> {
         Ok((data, t.dims.clone()))
     }
 
-    /// A weight stored as f32, or as int8 with per-channel scales (`export::add_weight`),
+    /// A weight stored as f32, or as int8 with per-channel scales (`onnx::write::add_weight`),
     /// dequantised. `channel_of` maps a flat index to its scale.
     fn weight(
         &self,
@@ -100,7 +100,7 @@ impl Weights<'_> {
     }
 }
 
-/// The weights of an ONNX file written by `export::to_onnx` for `net`.
+/// The weights of an ONNX file written by `onnx::write::to_onnx` for `net`.
 pub fn read_portable(bytes: &[u8], net: &NetConfig) -> Result<Portable, ImportError> {
     let model = ModelProto::decode(bytes)?;
     let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
@@ -220,8 +220,9 @@ pub fn to_net(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{encode, fold, to_onnx};
-    use crate::model::assert_same_outputs;
+    use crate::fixtures::assert_same_outputs;
+    use crate::onnx::write::{encode, to_onnx};
+    use crate::portable::fold;
 
     fn crops(n: usize, s: usize) -> Vec<f32> {
         (0..n * 3 * s * s)

@@ -1,6 +1,6 @@
-//! ONNX export: folds batch norm into the convolutions, writes a `ModelProto` with the public
-//! `tract_onnx::pb` structs, and optionally stores weights as int8 with per-channel scales
-//! (dequantised by `Cast` + `Mul`, which tract folds into constants at load time).
+//! Writes the portable weights as ONNX: a `ModelProto` built with the public `tract_onnx::pb`
+//! structs, optionally with int8 weights and per-channel scales (dequantised by `Cast` + `Mul`,
+//! which tract folds into constants at load time).
 
 use agegender::estimate::{AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
 use prost::Message;
@@ -11,100 +11,7 @@ use tract_onnx::pb::{
     type_proto,
 };
 
-use crate::model::{AgeGenderNet, LayerSpec, NetConfig};
-
-/// A convolution with its batch norm folded in: weight `[cout, cin/groups, k, k]`, bias `[cout]`.
-#[derive(Clone, Debug)]
-pub struct FoldedConv {
-    pub spec: LayerSpec,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
-
-/// A dense layer: weight `[inputs, outputs]` (burn's layout), bias `[outputs]`.
-#[derive(Clone, Debug)]
-pub struct Dense {
-    pub inputs: usize,
-    pub outputs: usize,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
-
-/// The trained network as plain numbers, independent of the training framework.
-#[derive(Clone, Debug)]
-pub struct Portable {
-    pub input_size: u32,
-    pub convs: Vec<FoldedConv>,
-    pub age: Dense,
-    pub gender: Dense,
-}
-
-impl Portable {
-    /// Folds `logit' = scale * logit + bias` into the gender head.
-    pub fn calibrate_gender(&mut self, scale: f32, bias: f32) {
-        self.gender.weight.iter_mut().for_each(|w| *w *= scale);
-        self.gender
-            .bias
-            .iter_mut()
-            .for_each(|b| *b = scale * *b + bias);
-    }
-}
-
-pub(crate) fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .unwrap_or_default()
-}
-
-/// Extracts the weights and folds each batch norm into its convolution:
-/// `w' = w * g / sqrt(var + eps)`, `b' = beta - mean * g / sqrt(var + eps)`.
-pub fn fold(model: &AgeGenderNet, net: &NetConfig) -> Portable {
-    let convs = model
-        .trunk
-        .iter()
-        .zip(&net.layers)
-        .map(|(layer, spec)| {
-            let w = values(layer.conv.weight.val());
-            let gamma = values(layer.bn.gamma.val());
-            let beta = values(layer.bn.beta.val());
-            let mean = values(layer.bn.running_mean.value());
-            let var = values(layer.bn.running_var.value());
-            let eps = layer.bn.epsilon as f32;
-            let per_out = w.len() / spec.cout.max(1);
-            let mut weight = w;
-            let mut bias = vec![0.0; spec.cout];
-            for c in 0..spec.cout {
-                let k = gamma[c] / (var[c] + eps).sqrt();
-                weight[c * per_out..(c + 1) * per_out]
-                    .iter_mut()
-                    .for_each(|v| *v *= k);
-                bias[c] = beta[c] - mean[c] * k;
-            }
-            FoldedConv {
-                spec: *spec,
-                weight,
-                bias,
-            }
-        })
-        .collect();
-    let dense = |l: &burn::nn::Linear, outputs: usize| Dense {
-        inputs: net.features(),
-        outputs,
-        weight: values(l.weight.val()),
-        bias: l
-            .bias
-            .as_ref()
-            .map(|b| values(b.val()))
-            .unwrap_or_else(|| vec![0.0; outputs]),
-    };
-    Portable {
-        input_size: net.input_size,
-        convs,
-        age: dense(&model.age, net.age_bins),
-        gender: dense(&model.gender, 1),
-    }
-}
+use crate::portable::Portable;
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
@@ -353,50 +260,30 @@ pub fn encode(model: &ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
-/// Largest difference between two sets of raw outputs.
-pub fn max_logit_diff(a: &[(Vec<f32>, f32)], b: &[(Vec<f32>, f32)]) -> f32 {
-    a.iter()
-        .zip(b)
-        .flat_map(|((la, ga), (lb, gb))| {
-            la.iter()
-                .zip(lb)
-                .map(|(x, y)| (x - y).abs())
-                .chain([(ga - gb).abs()])
-        })
-        .fold(0.0, f32::max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dataset::load_utk_dir;
-    use crate::train::tests::{fake_utk, tiny_config};
-    use crate::train::{RunDir, load_model, predict_logits, train};
+    use crate::evaluate::max_logit_diff;
+    use crate::fixtures::{QUIET, SERIAL, fake_utk, tiny_config};
+    use crate::model::predict_logits;
+    use crate::portable::fold;
+    use crate::training::checkpoint::{RunDir, load_model};
+    use crate::training::train;
     use agegender::Classifier;
     use agegender::preprocess::golden_pattern;
     use burn::tensor::Device;
 
     #[test]
     fn exported_onnx_matches_the_trained_net_in_tract() {
-        let _serial = crate::train::tests::SERIAL
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let data = fake_utk("export", 64);
         let (samples, _) = load_utk_dir(&data, None).unwrap();
         // Not the default input size: the size must reach the ONNX input and the classifier.
         let mut cfg = tiny_config(1);
         cfg.net.input_size = 48;
         let run = RunDir(data.join("run"));
-        train(
-            &samples,
-            &cfg,
-            &run,
-            crate::train::Control {
-                quiet: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        train(&samples, &cfg, &run, QUIET).unwrap();
         let dev = Device::flex();
         let model = load_model(&cfg.net, &run.best_model(), &dev).unwrap();
         let crops: Vec<_> = (0..3)
