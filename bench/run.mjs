@@ -520,7 +520,7 @@ function report(R) {
   if (R.perImage) {
     p('## Per image: detector and whole pipeline, ours against face-api.js');
     p();
-    p('"ours detect" is the pipeline\'s detection stage (image pyramid, tiles, second look, NMS)');
+    p('"ours detect" is the pipeline\'s detection stage (the canvas, one YuNet pass, the second look at tilted faces, NMS)');
     p('through tractbench; "ours pipeline" is the shipped `Analyzer.analyze` on the RGBA pixels');
     p('(detection, alignment, quality checks, classification). face-api: `detectAllFaces` with');
     p('TinyFaceDetector (input 416), then `.withAgeAndGender()`. Faces found: ours / face-api.');

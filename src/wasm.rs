@@ -60,8 +60,9 @@ impl Analyzer {
         to_js(&analysis)
     }
 
-    /// Makes the detector ready for `options`' working size (see [`Options`]) now, so the first
-    /// image at that size does not wait for it; the default size is ready from the start.
+    /// Makes the detector ready for `options`' working size (see [`Options`]) and for its second
+    /// look at tilted faces now, so that no image waits for them; the default size is ready
+    /// from the start.
     pub fn prepare(&self, options: JsValue) -> Result<(), JsError> {
         let options: Options = from_js_or_default(options)?;
         self.pipeline.detector().prepare(&options.detect)?;

@@ -150,6 +150,47 @@ fn options_from_js_are_applied() {
     });
 }
 
+/// The scene's first face's estimate under `options` (JSON), or the error message.
+fn first_estimate(a: &Analyzer, options: &str) -> Result<JsValue, String> {
+    let result = a
+        .analyze(
+            &common::synthetic_scene_rgba(),
+            common::SCENE_WIDTH,
+            common::SCENE_HEIGHT,
+            js_sys::JSON::parse(options).unwrap(),
+        )
+        .map_err(|e| message(&JsValue::from(e)))?;
+    Ok(get(
+        &js_sys::Array::from(&get(&result, "faces")).get(0),
+        "estimate",
+    ))
+}
+
+#[wasm_bindgen_test]
+fn mirror_modes_are_chosen_from_js() {
+    ANALYZER.with(|a| {
+        let p = |options: &str| {
+            let e = first_estimate(a, options).unwrap();
+            get(&e, "p_female").as_f64().unwrap()
+        };
+        let (average, plain, mirrored) = (
+            p("{}"),
+            p(r#"{"mirror":"plain"}"#),
+            p(r#"{"mirror":"mirrored"}"#),
+        );
+        // The default averages the two runs' gender logits: it lies between them.
+        let (lo, hi) = (plain.min(mirrored), plain.max(mirrored));
+        assert!(lo < hi, "{plain} {mirrored}");
+        assert!(
+            lo <= average && average <= hi,
+            "{average} not in {lo}..{hi}"
+        );
+        assert_eq!(p(r#"{"mirror":"average"}"#), average);
+        let err = first_estimate(a, r#"{"mirror":"sideways"}"#).unwrap_err();
+        assert!(err.contains("sideways"), "{err}");
+    });
+}
+
 #[wasm_bindgen_test]
 fn matches_the_native_golden() {
     let golden: Value = serde_json::from_str(common::GOLDEN).expect("golden JSON");

@@ -47,6 +47,15 @@ const ready = (async () => {
   // No warm-up inference: measured (bench/warmup.mjs), one delays "ready" by about 0.3 s and the
   // first result of a photo chosen at once comes no sooner.
   postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases });
+  // The detector's second-look plan is made once the worker is idle, not before "ready": a
+  // request already queued runs first (and makes it itself if a tilted face needs it).
+  setTimeout(() => {
+    try {
+      analyzer.prepare({});
+    } catch {
+      // Made on first use instead.
+    }
+  }, 0);
 })();
 // A failed load is reported once here and again to every request below.
 ready.catch((e) => postMessage({ status: 'failed', error: messageOf(e) }));

@@ -220,25 +220,24 @@ impl Detector {
         let side = canvas_side(DetectOptions::default().working_size) as usize;
         let plan = onnx::plan(&model, side)?;
         let outputs = output_order(&onnx::output_names(&plan)?)?;
-        // The second look's plan too (see `refine_tilted`), so no photo waits for it.
-        let refine_side = REFINE_SIDE as usize;
-        let refine = onnx::plan(&model, refine_side)?;
+        // The second look's plan (see `refine_tilted`) is left to `prepare` or first use: making
+        // it here cost a quarter of the page's model preparation, before any photo could start.
         Ok(Self {
             model,
-            plans: Mutex::new(vec![
-                ((side, side), plan),
-                ((refine_side, refine_side), refine),
-            ]),
+            plans: Mutex::new(vec![((side, side), plan)]),
             outputs,
         })
     }
 
-    /// Makes the plan for `opts.working_size` now, if it is not made yet, so that the first
-    /// image at that size does not wait for it (the webcam prepares its smaller size this way).
+    /// Makes every plan an analysis with `opts` may need now, if not made yet: the one for
+    /// `opts.working_size` and the second look's (the page calls this while idle after loading,
+    /// and when the webcam starts with its smaller size), so that no image waits for them.
     pub fn prepare(&self, opts: &DetectOptions) -> Result<()> {
         opts.validate()?;
         let side = canvas_side(opts.working_size) as usize;
-        self.plan(side, side).map(drop)
+        self.plan(side, side)?;
+        let refine = REFINE_SIDE as usize;
+        self.plan(refine, refine).map(drop)
     }
 
     fn plan(&self, height: usize, width: usize) -> Result<onnx::Plan> {
@@ -251,7 +250,11 @@ impl Detector {
         let p = onnx::plan_for(&self.model, &[1, 3, height, width])?;
         // A few shapes at most are ever used; bound the cache all the same.
         if plans.len() >= MAX_PLANS {
-            plans.remove(2);
+            // The oldest plan other than the default size's (first) and the second look's.
+            let refine = (REFINE_SIDE as usize, REFINE_SIDE as usize);
+            if let Some(i) = (1..plans.len()).find(|&i| plans[i].0 != refine) {
+                plans.remove(i);
+            }
         }
         plans.push(((height, width), p.clone()));
         Ok(p)
@@ -547,14 +550,33 @@ mod tests {
                 assert_eq!(out[i].len(), cells * width, "stride {stride}, output {i}");
             }
         }
-        // The plan cache keeps the default size, the second look's and the one just used; a
-        // non-square shape is planned once too, not at every run.
-        assert_eq!(d.plans.lock().expect("lock").len(), 3);
+        // The plan cache keeps the default size and the one just used; a non-square shape is
+        // planned once too, not at every run; `prepare` adds the second look's.
+        assert_eq!(d.plans.lock().expect("lock").len(), 2);
         for _ in 0..2 {
             d.run(Tensor::zero::<f32>(&[1, 3, 32, 64]).expect("zeros"))
                 .expect("run");
         }
-        assert_eq!(d.plans.lock().expect("lock").len(), 4);
+        assert_eq!(d.plans.lock().expect("lock").len(), 3);
+        d.prepare(&DetectOptions::default()).expect("prepare");
+        let refine = (REFINE_SIDE as usize, REFINE_SIDE as usize);
+        assert!(
+            d.plans
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|(s, _)| *s == refine)
+        );
+        // Past MAX_PLANS the oldest other plan goes; the default and the second look's stay.
+        for side in [32, 64, 96, 128] {
+            d.run(Tensor::zero::<f32>(&[1, 3, side, side]).expect("zeros"))
+                .expect("run");
+        }
+        let plans = d.plans.lock().expect("lock");
+        assert_eq!(plans.len(), MAX_PLANS);
+        let default = canvas_side(DetectOptions::default().working_size) as usize;
+        assert_eq!(plans[0].0, (default, default));
+        assert!(plans.iter().any(|(s, _)| *s == refine));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct FairFaceArgs {
     /// (default: `fairface_faces.json` in the run directory).
     #[arg(long)]
     pub align_cache: Option<PathBuf>,
-    /// Detect FairFace faces on a canvas of this side instead of the page's (640): FairFace's
+    /// Detect FairFace faces on a canvas of this side instead of the page's (512): FairFace's
     /// 96x96 crops are never enlarged, so they meet the detector at the same scale on a
     /// smaller, faster canvas. Part of the cache key.
     #[arg(long)]
