@@ -1,12 +1,13 @@
-//! The shipped classifier on UTKFace's test split two ways: on the aligned crops as the trainer
-//! scores it, and through the page's photo path (YuNet on the crop, alignment from its eyes,
+//! The shipped classifier on UTKFace's test split three ways: on the aligned crops as the trainer
+//! scores it, on the same crops with one model run (`Mirror::Plain`, what a webcam frame gets),
+//! and through the page's photo path (YuNet on the crop, alignment from its eyes,
 //! classification), to check that detection and alignment lose nothing.
 //!
 //! `AGEGENDER_DATA=/work/shared/data cargo run --release --example photo_path [-- STEP]`
 //! (every STEP-th test face, default 1).
 
 use agegender::preprocess::aligned_crop_input;
-use agegender::{Options, embedded};
+use agegender::{Mirror, Options, embedded};
 
 /// FNV-1a of the file name modulo 100, 90-99: the trainer's test split (`trainer::dataset`).
 fn is_test(name: &str) -> bool {
@@ -45,9 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let img = agegender::decode::open(std::path::Path::new(&root).join("utkface").join(name))?;
         let crop = aligned_crop_input(&img, classifier.input_size());
         let aligned = classifier.classify(std::slice::from_ref(&crop))?[0];
-        let (age_logits, gender_logit) = &classifier.logits(&[crop])?[0];
-        let single =
-            agegender::estimate::decode(age_logits, *gender_logit, &classifier.calibration());
+        let single = classifier.classify_with(&[crop], Mirror::Plain)?[0];
         let analysis = pipeline.analyze(&img, &Options::default())?;
         // The face nearest the crop's centre.
         let (w, h) = (img.width() as f32, img.height() as f32);

@@ -41,17 +41,10 @@ fn weights(input: usize, output: usize, filter: Filter) -> Vec<(usize, Vec<f32>)
                     }
                 })
                 .collect();
+            // Never zero: the input pixel under the centre lies within the support (at least
+            // half a pixel wide), at most half a pixel away, so its weight is positive.
             let sum: f32 = w.iter().sum();
-            if sum > 0.0 {
-                w.iter_mut().for_each(|v| *v /= sum);
-            } else {
-                // Cannot happen for output <= input; keep the nearest pixel rather than black.
-                w = vec![0.0; last - first];
-                if let Some(v) = w.get_mut(((centre as usize).min(input - 1)).saturating_sub(first))
-                {
-                    *v = 1.0;
-                }
-            }
+            w.iter_mut().for_each(|v| *v /= sum);
             (first, w)
         })
         .collect()
