@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::*;
-use tract_onnx::tract_hir::infer::Factoid;
-use tract_onnx::tract_hir::internal::DimLike;
+use tract_core::internal::DimLike;
+use tract_core::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::estimate::{
@@ -68,33 +67,64 @@ fn output_err(message: String) -> Error {
     }
 }
 
+/// The input shape an ONNX classifier is translated for (from the dimensions its file states):
+/// a symbolic batch fixed to 1, so faces run one by one (tract then plans the convolutions with
+/// lazy im2col, ~3x faster per face than its eager im2col at batch 8 or with a symbolic batch,
+/// bench/ANALYSIS.md), a fixed batch kept (at most `MAX_BATCH`), an open crop size the default.
+fn onnx_input_shape(dims: &[Option<usize>]) -> Result<Vec<Option<String>>> {
+    let [batch, _, h, w] = dims else {
+        return Err(model_err(format!(
+            "the input must have rank 4, got {dims:?}"
+        )));
+    };
+    let batch = batch.unwrap_or(1).clamp(1, MAX_BATCH);
+    let n = match (h, w) {
+        (Some(h), Some(w)) if h == w && *h > 0 => *h,
+        (None, None) => INPUT_SIZE as usize,
+        (h, w) => {
+            return Err(model_err(format!(
+                "the input must be a square [N, 3, S, S] image, got height {h:?} and width {w:?}"
+            )));
+        }
+    };
+    Ok(vec![
+        Some(batch.to_string()),
+        Some("3".into()),
+        Some(n.to_string()),
+        Some(n.to_string()),
+    ])
+}
+
 impl Classifier {
-    /// Loads an ONNX classifier with input `estimate::INPUT_NAME` f32 `[N, 3, S, S]` and
-    /// outputs `age_logits` `[N, 101]` and `gender_logit` `[N, 1]`. Uses the default
-    /// calibration until [`Classifier::with_calibration`] sets the model card's.
+    /// Loads a classifier with input `estimate::INPUT_NAME` f32 `[N, 3, S, S]` and outputs
+    /// `age_logits` `[N, 101]` and `gender_logit` `[N, 1]`: a graph file (the embedded model) or,
+    /// natively with the `onnx` feature, an ONNX file. Uses the default calibration until
+    /// [`Classifier::with_calibration`] sets the model card's.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut &bytes[..])
-            .map_err(model_err)?;
-        Self::from_proto(&proto)
+        let model = crate::model::load(bytes, "classifier", onnx_input_shape)?;
+        Self::from_typed(model)
     }
 
     /// Loads an already parsed ONNX model (see [`Classifier::from_bytes`]).
-    pub fn from_proto(proto: &tract_onnx::pb::ModelProto) -> Result<Self> {
-        let onnx = tract_onnx::onnx();
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| model_err("the file has no graph"))?;
+    #[cfg(feature = "onnx")]
+    pub fn from_proto(proto: &graph::onnx::pb::ModelProto) -> Result<Self> {
+        let dims = graph::onnx::input_dims(proto).map_err(model_err)?;
+        let shape = onnx_input_shape(&dims)?;
+        let shape: Vec<Option<&str>> = shape.iter().map(|d| d.as_deref()).collect();
+        let graph =
+            graph::onnx::from_proto(proto, &shape, graph::Weights::Exact).map_err(model_err)?;
+        Self::from_typed(graph.to_typed().map_err(model_err)?)
+    }
+
+    fn from_typed(model: TypedModel) -> Result<Self> {
         let output_ix = |name: &str| {
-            graph
-                .output
+            let outlets = model.output_outlets().map_err(model_err)?;
+            outlets
                 .iter()
-                .position(|o| o.name == name)
+                .position(|o| model.outlet_label(*o) == Some(name))
                 .ok_or_else(|| output_err(format!("no output named {name:?}")))
         };
         let (age_ix, gender_ix) = (output_ix(AGE_OUTPUT)?, output_ix(GENDER_OUTPUT)?);
-        let model = onnx.model_for_proto_model(proto).map_err(model_err)?;
         let input_names: Vec<&str> = model
             .input_outlets()
             .map_err(model_err)?
@@ -107,36 +137,19 @@ impl Classifier {
             )));
         }
         let input = model.input_fact(0).map_err(model_err)?;
-        let side = |axis: usize| {
-            input
-                .shape
-                .dim(axis)
-                .and_then(|d| d.concretize())
-                .and_then(|d| d.to_usize().ok())
-        };
-        // A model that leaves the spatial size open runs at the default size.
-        let n = match (side(2), side(3)) {
-            (Some(h), Some(w)) if h == w && h > 0 => h,
-            (None, None) => INPUT_SIZE as usize,
-            (h, w) => {
+        let dims: Vec<Option<usize>> = input.shape.iter().map(|d| d.to_usize().ok()).collect();
+        let (batch, n) = match dims[..] {
+            [Some(batch), Some(3), Some(h), Some(w)] if h == w && h > 0 && batch > 0 => (batch, h),
+            _ => {
                 return Err(model_err(format!(
-                    "the input must be a square [N, 3, S, S] image, got height {h:?} and width {w:?}"
+                    "the input must be a square [N, 3, S, S] image, got {:?}",
+                    input.shape
                 )));
             }
         };
         let input_size = u32::try_from(n).map_err(model_err)?;
-        // A symbolic batch is fixed to 1 and faces run one by one: tract then plans the
-        // convolutions with lazy im2col, ~3x faster per face than its eager im2col at batch 8 or
-        // with a symbolic batch (bench/ANALYSIS.md). A fixed batch is kept as exported.
-        let batch = side(0).unwrap_or(1).clamp(1, MAX_BATCH);
-        let batch_dim = batch.to_dim();
-        let fact = InferenceFact::dt_shape(
-            f32::datum_type(),
-            tvec![batch_dim, 3.to_dim(), n.to_dim(), n.to_dim()],
-        );
         let plan = model
-            .with_input_fact(0, fact)
-            .and_then(|m| m.into_optimized())
+            .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(model_err)?;
         Ok(Self {
@@ -262,10 +275,11 @@ pub fn calibration_from_card(json: &str) -> Result<Calibration> {
     Ok(serde_json::from_str::<Card>(json)?.calibration)
 }
 
-#[cfg(test)]
+// Toy ONNX models: natively, where the tests load ONNX (the `onnx` feature).
+#[cfg(all(test, feature = "onnx"))]
 pub(crate) mod tests {
     use super::*;
-    use tract_onnx::pb;
+    use graph::onnx::pb;
 
     fn value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
         use pb::tensor_shape_proto::{Dimension, dimension::Value};

@@ -7,9 +7,10 @@ use crate::classify::calibration_from_card;
 use crate::error::Result;
 use crate::pipeline::Pipeline;
 
-/// The classifier ONNX, when shipped.
+/// The classifier, when shipped: the graph file `build.rs` writes from `model/agegender.onnx`.
 #[cfg(agegender_classifier)]
-pub const CLASSIFIER: Option<&[u8]> = Some(include_bytes!("../model/agegender.onnx"));
+pub const CLASSIFIER: Option<&[u8]> =
+    Some(include_bytes!(concat!(env!("OUT_DIR"), "/agegender.graph")));
 #[cfg(not(agegender_classifier))]
 pub const CLASSIFIER: Option<&[u8]> = None;
 

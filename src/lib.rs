@@ -8,6 +8,7 @@ pub mod classify;
 pub mod decode;
 pub mod detect;
 pub mod error;
+mod model;
 pub mod pipeline;
 pub mod results;
 pub mod track;

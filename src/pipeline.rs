@@ -255,8 +255,9 @@ mod tests {
         assert!(f.quality.cut_off && !f.quality.blurry && f.estimate.is_none());
     }
 
-    // Reads a photo file: native only (wasm-pack test builds the unit tests for wasm32).
-    #[cfg(not(target_arch = "wasm32"))]
+    // Reads a photo file and loads a toy ONNX model: native only (wasm-pack test builds the unit
+    // tests for wasm32, where the module loads graph files alone).
+    #[cfg(all(not(target_arch = "wasm32"), feature = "onnx"))]
     #[test]
     fn toy_classifier_fills_estimates_on_a_photo() {
         let Some(root) = std::env::var_os("AGEGENDER_DATA") else {

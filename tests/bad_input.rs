@@ -509,9 +509,9 @@ fn a_classifier_that_outputs_nan_gives_finite_estimates() {
 }
 
 /// A classifier with the shipped interface whose every output is NaN (NaN weights).
-fn nan_model() -> tract_onnx::pb::ModelProto {
+fn nan_model() -> graph::onnx::pb::ModelProto {
     use agegender::estimate::{AGE_BINS, AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
-    use tract_onnx::pb;
+    use graph::onnx::pb;
     let value_info = |name: &str, dims: &[i64]| {
         use pb::tensor_shape_proto::{Dimension, dimension::Value};
         pb::ValueInfoProto {

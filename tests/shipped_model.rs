@@ -1,18 +1,21 @@
 //! The shipped classifier (`model/agegender.onnx`): it has the architecture its card describes,
-//! and tract reproduces the golden outputs the trainer recorded from the training framework.
+//! and tract reproduces the golden outputs the trainer recorded from the training framework, from
+//! the ONNX file and from the graph file the page embeds.
 #![cfg(not(target_arch = "wasm32"))]
 
 use agegender::embedded;
 use agegender::estimate::{AGE_BINS, AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
 use agegender::preprocess::golden_pattern;
 use serde_json::Value;
-use tract_onnx::prelude::Framework;
 
-fn shipped() -> Option<(&'static [u8], Value, Value)> {
-    let (Some(model), Some(card)) = (embedded::CLASSIFIER, embedded::CARD) else {
+/// The ONNX file, its card and golden outputs.
+fn shipped() -> Option<(Vec<u8>, Value, Value)> {
+    let Some(card) = embedded::CARD else {
         println!("no classifier is embedded in this build: nothing to check");
         return None;
     };
+    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/model/agegender.onnx"))
+        .expect("the card ships with its model");
     let golden = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/model/agegender.golden.json"
@@ -30,9 +33,7 @@ fn the_model_has_the_architecture_of_its_card() {
     let Some((model, card, _)) = shipped() else {
         return;
     };
-    let proto = tract_onnx::onnx()
-        .proto_model_for_read(&mut &model[..])
-        .unwrap();
+    let proto = graph::onnx::parse(&model).unwrap();
     let graph = proto.graph.unwrap();
     assert_eq!(graph.input.len(), 1);
     assert_eq!(graph.input[0].name, INPUT_NAME);
@@ -70,7 +71,15 @@ fn tract_reproduces_the_trainers_golden_outputs() {
     let Some((model, _, golden)) = shipped() else {
         return;
     };
-    let classifier = agegender::Classifier::from_bytes(model).unwrap();
+    let embedded = embedded::CLASSIFIER.expect("embedded with its card");
+    let onnx = agegender::Classifier::from_bytes(&model).unwrap();
+    let page = agegender::Classifier::from_bytes(embedded).unwrap();
+    for classifier in [onnx, page] {
+        check_golden(&classifier, &golden);
+    }
+}
+
+fn check_golden(classifier: &agegender::Classifier, golden: &Value) {
     let variants: Vec<u32> = golden["variants"]
         .as_array()
         .unwrap()

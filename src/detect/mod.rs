@@ -6,7 +6,7 @@
 //! Coordinates are image pixels with continuous edges: pixel `i` spans `[i, i + 1)`.
 
 pub mod nms;
-pub mod onnx;
+pub mod plans;
 mod resample;
 pub mod yunet;
 
@@ -14,12 +14,13 @@ use std::sync::Mutex;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::*;
+use tract_core::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// The embedded detector: YuNet (libfacedetection.train's `yunet_n`, dynamic input size).
-pub static YUNET: &[u8] = include_bytes!("../../model/yunet_n.onnx");
+/// The embedded detector: YuNet (libfacedetection.train's `yunet_n`, dynamic input size), as the
+/// graph file `build.rs` writes from `model/yunet_n.onnx`.
+pub static YUNET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yunet_n.graph"));
 
 /// Number of keypoints per face, in YuNet's order.
 pub const KEYPOINTS: usize = 5;
@@ -190,11 +191,11 @@ const THUMBNAIL_RATIO: usize = 3;
 
 /// A loaded detector; build once, run on many images of any size.
 pub struct Detector {
-    model: InferenceModel,
+    model: TypedModel,
     /// Optimised plans by input height and width: tract plans for concrete shapes, and
     /// optimising one takes about 40 ms natively, so each shape is optimised once
     /// ([`Detector::prepare`]).
-    plans: Mutex<Vec<((usize, usize), onnx::Plan)>>,
+    plans: Mutex<Vec<((usize, usize), plans::Plan)>>,
     /// Per stride, the output indices of its class, objectness, box and keypoint tensors.
     outputs: [[usize; 4]; 3],
 }
@@ -213,13 +214,13 @@ impl Detector {
         Self::from_bytes(YUNET)
     }
 
-    /// Loads a YuNet ONNX model (`[1, 3, H, W]` BGR input, outputs `cls_8` ... `kps_32`) and
+    /// Loads a YuNet model, a graph file or natively (feature `onnx`) an ONNX file (`[1, 3, H, W]` BGR input, outputs `cls_8` ... `kps_32`) and
     /// makes the plan for the default working size.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let model = onnx::parse(bytes)?;
+        let model = plans::load(bytes)?;
         let side = canvas_side(DetectOptions::default().working_size) as usize;
-        let plan = onnx::plan(&model, side)?;
-        let outputs = output_order(&onnx::output_names(&plan)?)?;
+        let plan = plans::plan(&model, side)?;
+        let outputs = output_order(&plans::output_names(&plan)?)?;
         // The second look's plan (see `refine_tilted`) is left to `prepare` or first use: making
         // it here cost a quarter of the page's model preparation, before any photo could start.
         Ok(Self {
@@ -240,14 +241,14 @@ impl Detector {
         self.plan(refine, refine).map(drop)
     }
 
-    fn plan(&self, height: usize, width: usize) -> Result<onnx::Plan> {
+    fn plan(&self, height: usize, width: usize) -> Result<plans::Plan> {
         // A poisoned lock only means another call panicked while holding it; the list itself is
         // always valid.
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, p)) = plans.iter().find(|(s, _)| *s == (height, width)) {
             return Ok(p.clone());
         }
-        let p = onnx::plan_for(&self.model, &[1, 3, height, width])?;
+        let p = plans::plan_for(&self.model, height, width)?;
         // A few shapes at most are ever used; bound the cache all the same.
         if plans.len() >= MAX_PLANS {
             // The oldest plan other than the default size's (first) and the second look's.
@@ -535,7 +536,7 @@ mod tests {
     fn the_embedded_model_loads_and_names_its_outputs() {
         let d = Detector::new().expect("yunet");
         let side = canvas_side(DetectOptions::default().working_size) as usize;
-        let names = onnx::output_names(&d.plan(side, side).expect("plan")).expect("names");
+        let names = plans::output_names(&d.plan(side, side).expect("plan")).expect("names");
         println!("{names:?}");
         let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
         all.sort();

@@ -85,8 +85,8 @@ fn main() -> Result<(), String> {
     }
     let onnx = tract_onnx::onnx();
     let shape = tractbench::RAW_DETECTOR_SHAPE;
-    let det: Plan = agegender::detect::onnx::parse(tractbench::DETECTOR)
-        .and_then(|m| agegender::detect::onnx::plan_for(&m, &shape))
+    let det: Plan = agegender::detect::plans::load(tractbench::DETECTOR)
+        .and_then(|m| agegender::detect::plans::plan_for(&m, shape[2], shape[3]))
         .map_err(err)?;
     let x = Tensor::from_shape(&shape, &tractbench::input(shape.iter().product()))
         .map_err(err)?;

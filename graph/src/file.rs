@@ -1,0 +1,233 @@
+//! The graph file: a magic, a JSON header (nodes, outputs, tensor descriptions) and the tensors'
+//! bytes. JSON because the module already links serde_json for the model card; the weights,
+//! which are nearly all of the bytes, are binary.
+
+use serde::{Deserialize, Serialize};
+use tract_core::internal::*;
+use tract_core::ops::konst::Const;
+use tract_core::ops::source::TypedSource;
+
+use crate::Weights;
+use crate::error::{Error, Result};
+use crate::ops::OpSpec;
+use crate::tensor::{self, TensorInfo};
+
+const MAGIC: &[u8; 8] = b"AGGRAPH1";
+
+/// A model: nodes in evaluation order, each wired to earlier ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<Output>,
+    pub tensors: Vec<TensorInfo>,
+    /// The tensors' bytes (the file's body).
+    #[serde(skip)]
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub kind: NodeKind,
+    pub inputs: Vec<Wire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum NodeKind {
+    /// A model input: datum type and shape (expressions over symbols such as `H`).
+    Source {
+        dt: String,
+        shape: Vec<String>,
+    },
+    /// A constant: index into [`Graph::tensors`].
+    Const {
+        tensor: usize,
+    },
+    Op(OpSpec),
+}
+
+/// Output `slot` of node `node`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Wire {
+    pub node: usize,
+    pub slot: usize,
+}
+
+/// A model output and its name (the ONNX output's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub wire: Wire,
+    pub label: Option<String>,
+}
+
+pub(crate) fn from_typed(model: &TypedModel, weights: Weights) -> Result<Graph> {
+    let order = model.eval_order().map_err(Error::tract)?;
+    let mut index = vec![usize::MAX; model.nodes.len()];
+    let mut graph = Graph {
+        nodes: vec![],
+        outputs: vec![],
+        tensors: vec![],
+        body: vec![],
+    };
+    for id in order {
+        let node = &model.nodes[id];
+        let kind = if let Some(source) = node.op_as::<TypedSource>() {
+            NodeKind::Source {
+                dt: format!("{:?}", source.fact.datum_type),
+                shape: source.fact.shape.iter().map(|d| d.to_string()).collect(),
+            }
+        } else if let Some(konst) = node.op_as::<Const>() {
+            let info = tensor::write(konst.val(), weights, &mut graph.body)?;
+            graph.tensors.push(info);
+            NodeKind::Const {
+                tensor: graph.tensors.len() - 1,
+            }
+        } else {
+            NodeKind::Op(
+                OpSpec::of(node.op.as_ref()).ok_or_else(|| Error::Unsupported {
+                    node: node.name.clone(),
+                    op: format!("{:?}", node.op),
+                })?,
+            )
+        };
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|i| Wire {
+                node: index[i.node],
+                slot: i.slot,
+            })
+            .collect();
+        index[id] = graph.nodes.len();
+        graph.nodes.push(Node {
+            name: node.name.clone(),
+            kind,
+            inputs,
+        });
+    }
+    for outlet in model.output_outlets().map_err(Error::tract)? {
+        graph.outputs.push(Output {
+            wire: Wire {
+                node: index[outlet.node],
+                slot: outlet.slot,
+            },
+            label: model.outlet_label(*outlet).map(str::to_owned),
+        });
+    }
+    Ok(graph)
+}
+
+impl Graph {
+    /// Whether `bytes` start as a graph file does (and not, say, as an ONNX file).
+    pub fn is_graph_file(bytes: &[u8]) -> bool {
+        bytes.starts_with(MAGIC)
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let header = serde_json::to_vec(self).map_err(|e| Error::format(e.to_string()))?;
+        let len = u32::try_from(header.len()).map_err(|_| Error::format("header over 4 GB"))?;
+        let mut out = Vec::with_capacity(12 + header.len() + self.body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&self.body);
+        Ok(out)
+    }
+
+    /// Reads a file written by [`Graph::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| Error::format("wrong magic"))?;
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| Error::format("truncated header length"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(Error::format("truncated header"));
+        }
+        let (header, body) = rest.split_at(len);
+        let mut graph: Graph =
+            serde_json::from_slice(header).map_err(|e| Error::format(e.to_string()))?;
+        graph.body = body.to_vec();
+        Ok(graph)
+    }
+
+    /// The model, built with tract-core's constructors: decluttered as it was written, ready for
+    /// `set_symbols` (if its shapes name any) and `into_optimized`.
+    pub fn to_typed(&self) -> Result<TypedModel> {
+        let mut model = TypedModel::default();
+        let mut outlets: Vec<TVec<OutletId>> = Vec::with_capacity(self.nodes.len());
+        for (id, node) in self.nodes.iter().enumerate() {
+            let wire = |w: &Wire| {
+                outlets
+                    .get(w.node)
+                    .and_then(|o| o.get(w.slot))
+                    .copied()
+                    .ok_or_else(|| {
+                        Error::format(format!(
+                            "node {id} reads {w:?}, not an earlier node's output"
+                        ))
+                    })
+            };
+            let inputs: TVec<OutletId> = node.inputs.iter().map(wire).collect::<Result<_>>()?;
+            let at = |e: String| Error::format(format!("node {:?}: {e}", node.name));
+            let wired = match &node.kind {
+                NodeKind::Source { dt, shape } => {
+                    let dt: DatumType = dt.parse().map_err(|e| at(format!("{e}")))?;
+                    let shape: TVec<TDim> = shape
+                        .iter()
+                        .map(|d| model.symbols.parse_tdim(d))
+                        .collect::<TractResult<_>>()
+                        .map_err(|e| at(format!("{e}")))?;
+                    tvec![
+                        model
+                            .add_source(&node.name, dt.fact(shape))
+                            .map_err(Error::tract)?
+                    ]
+                }
+                NodeKind::Const { tensor } => {
+                    let info = self
+                        .tensors
+                        .get(*tensor)
+                        .ok_or_else(|| at(format!("no tensor {tensor}")))?;
+                    let t = tensor::read(info, &self.body)?;
+                    model
+                        .wire_node(
+                            &node.name,
+                            Const::new(t.into_arc_tensor()).map_err(Error::tract)?,
+                            &[],
+                        )
+                        .map_err(Error::tract)?
+                }
+                NodeKind::Op(spec) => {
+                    let op = spec.to_op(&model.symbols).map_err(at)?;
+                    model
+                        .wire_node(&node.name, op, &inputs)
+                        .map_err(Error::tract)?
+                }
+            };
+            outlets.push(wired);
+        }
+        let mut outputs = vec![];
+        for o in &self.outputs {
+            let outlet = outlets
+                .get(o.wire.node)
+                .and_then(|n| n.get(o.wire.slot))
+                .copied()
+                .ok_or_else(|| Error::format(format!("output {o:?} is not a node's output")))?;
+            if let Some(label) = &o.label {
+                model
+                    .set_outlet_label(outlet, label.clone())
+                    .map_err(Error::tract)?;
+            }
+            outputs.push(outlet);
+        }
+        model
+            .select_output_outlets(&outputs)
+            .map_err(Error::tract)?;
+        Ok(model)
+    }
+}

@@ -1,0 +1,283 @@
+//! Constant tensors: described in the file's header, their bytes in its body.
+
+use serde::{Deserialize, Serialize};
+use tract_core::internal::*;
+
+use crate::Weights;
+use crate::error::{Error, Result};
+
+/// Where a constant's values are and how they are stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorInfo {
+    /// tract's datum type name (`F32`, `I64`, ...).
+    pub dt: String,
+    pub shape: Vec<usize>,
+    pub encoding: Encoding,
+    /// Byte range in the file's body.
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// How a constant's values are stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Encoding {
+    /// Little-endian values of the datum type.
+    Raw,
+    /// An f32 tensor as int8 values times one scale per index along `axis` (f32 multiply, as
+    /// ONNX's `Cast` + `Mul` dequantisation computes it).
+    Int8 { axis: usize, scales: Vec<f32> },
+}
+
+/// One datum type the file stores raw: its name and little-endian (de)coding.
+macro_rules! raw_types {
+    ($($t:ty => $dt:ident),*) => {
+        fn write_raw(t: &Tensor, out: &mut Vec<u8>) -> Result<bool> {
+            let view = t.try_as_plain_ram().map_err(Error::tract)?;
+            match t.datum_type() {
+                $(DatumType::$dt => {
+                    for v in view.as_slice::<$t>().map_err(Error::tract)? {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                    Ok(true)
+                })*
+                _ => Ok(false),
+            }
+        }
+
+        fn read_raw(dt: DatumType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
+            match dt {
+                $(DatumType::$dt => {
+                    const N: usize = std::mem::size_of::<$t>();
+                    if bytes.len() % N != 0 {
+                        return Err(Error::format(format!("{} bytes of {dt:?}", bytes.len())));
+                    }
+                    let values: Vec<$t> = bytes
+                        .chunks_exact(N)
+                        .map(|c| {
+                            let mut b = [0u8; N];
+                            b.copy_from_slice(c);
+                            <$t>::from_le_bytes(b)
+                        })
+                        .collect();
+                    Tensor::from_shape(shape, &values).map_err(Error::tract)
+                })*
+                _ => Err(Error::format(format!("datum type {dt:?} is not stored"))),
+            }
+        }
+    };
+}
+
+raw_types!(f32 => F32, f64 => F64, i64 => I64, i32 => I32, i16 => I16, i8 => I8, u8 => U8);
+
+/// Appends `t` to `body` and describes it.
+pub(crate) fn write(t: &Tensor, weights: Weights, body: &mut Vec<u8>) -> Result<TensorInfo> {
+    let shape = t.shape().to_vec();
+    let offset = body.len();
+    let encoding = match int8_of(t, weights)? {
+        Some((axis, scales, values)) => {
+            body.extend(values.iter().map(|&q| q as u8));
+            Encoding::Int8 { axis, scales }
+        }
+        None if write_raw(t, body)? => Encoding::Raw,
+        None => {
+            return Err(Error::format(format!(
+                "constants of type {:?} are not stored",
+                t.datum_type()
+            )));
+        }
+    };
+    Ok(TensorInfo {
+        dt: format!("{:?}", t.datum_type()),
+        shape,
+        encoding,
+        offset,
+        len: body.len() - offset,
+    })
+}
+
+/// The tensor `info` describes, from the file's `body`.
+pub(crate) fn read(info: &TensorInfo, body: &[u8]) -> Result<Tensor> {
+    let bytes = info
+        .offset
+        .checked_add(info.len)
+        .and_then(|end| body.get(info.offset..end))
+        .ok_or_else(|| {
+            Error::format(format!(
+                "tensor bytes {}+{} out of range",
+                info.offset, info.len
+            ))
+        })?;
+    let dt: DatumType = info.dt.parse().map_err(Error::tract)?;
+    match &info.encoding {
+        Encoding::Raw => read_raw(dt, &info.shape, bytes),
+        Encoding::Int8 { axis, scales } => {
+            let (outer, n, inner) = split(&info.shape, *axis)
+                .ok_or_else(|| Error::format(format!("axis {axis} of {:?}", info.shape)))?;
+            if dt != DatumType::F32 || scales.len() != n || bytes.len() != outer * n * inner {
+                return Err(Error::format("int8 tensor does not match its shape"));
+            }
+            let values: Vec<f32> = bytes
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| f32::from(b as i8) * scales[(i / inner) % n])
+                .collect();
+            Tensor::from_shape(&info.shape, &values).map_err(Error::tract)
+        }
+    }
+}
+
+/// Sizes before, along and after `axis`.
+fn split(shape: &[usize], axis: usize) -> Option<(usize, usize, usize)> {
+    let n = *shape.get(axis)?;
+    Some((
+        shape[..axis].iter().product(),
+        n,
+        shape[axis + 1..].iter().product(),
+    ))
+}
+
+/// Int8 values and scales for an f32 weight tensor: those that reproduce it exactly along its
+/// first or last axis, or with [`Weights::Int8`] the nearest along its first.
+fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<(usize, Vec<f32>, Vec<i8>)>> {
+    if t.datum_type() != DatumType::F32 || t.rank() < 2 || t.len() < 16 {
+        return Ok(None);
+    }
+    let view = t.try_as_plain_ram().map_err(Error::tract)?;
+    let w = view.as_slice::<f32>().map_err(Error::tract)?;
+    let shape = t.shape();
+    let mut axes = vec![0, t.rank() - 1];
+    axes.dedup();
+    for &axis in &axes {
+        if let Some((scales, q)) = quantise(w, shape, axis, true) {
+            return Ok(Some((axis, scales, q)));
+        }
+    }
+    Ok(match weights {
+        Weights::Int8 => quantise(w, shape, 0, false).map(|(s, q)| (0, s, q)),
+        Weights::Exact => None,
+    })
+}
+
+/// Symmetric int8 per index along `axis`. With `exact`, only if `q * scale` gives back every
+/// value bit for bit (trying the few floats next to `max / 127`, since the exporter's scale
+/// times 127 was rounded).
+fn quantise(w: &[f32], shape: &[usize], axis: usize, exact: bool) -> Option<(Vec<f32>, Vec<i8>)> {
+    let (outer, n, inner) = split(shape, axis)?;
+    let index = |o: usize, c: usize, i: usize| (o * n + c) * inner + i;
+    let mut scales = vec![0f32; n];
+    let mut q = vec![0i8; w.len()];
+    for c in 0..n {
+        let channel = || (0..outer).flat_map(move |o| (0..inner).map(move |i| index(o, c, i)));
+        let max = channel().map(|k| w[k].abs()).fold(0f32, f32::max);
+        if !max.is_finite() {
+            return None;
+        }
+        let base = max / 127.0;
+        let candidates = [
+            base,
+            base.next_up(),
+            base.next_down(),
+            base.next_up().next_up(),
+            base.next_down().next_down(),
+        ];
+        let fits = |s: f32| {
+            channel().all(|k| {
+                let v = if s > 0.0 { (w[k] / s).round() } else { 0.0 };
+                // Compared as it will be read back (int8, so a -0.0 comes back as 0.0).
+                (-127.0..=127.0).contains(&v)
+                    && (!exact || (f32::from(v as i8) * s).to_bits() == w[k].to_bits())
+            })
+        };
+        let s = if exact {
+            candidates.into_iter().find(|&s| fits(s))?
+        } else {
+            base
+        };
+        for k in channel() {
+            q[k] = if s > 0.0 { (w[k] / s).round() as i8 } else { 0 };
+        }
+        scales[c] = s;
+    }
+    Some((scales, q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(t: &Tensor, weights: Weights) -> (TensorInfo, Tensor) {
+        let mut body = vec![];
+        let info = write(t, weights, &mut body).unwrap();
+        let back = read(&info, &body).unwrap();
+        (info, back)
+    }
+
+    #[test]
+    fn raw_tensors_come_back_equal() {
+        let f = Tensor::from_shape(&[2, 3], &[1.5f32, -2.0, 0.0, 3.25, 1e-7, -0.0]).unwrap();
+        let i = Tensor::from_shape(&[3], &[1i64, -7, 1 << 40]).unwrap();
+        for t in [f, i] {
+            let (info, back) = roundtrip(&t, Weights::Exact);
+            assert_eq!(info.encoding, Encoding::Raw);
+            assert_eq!(back, t);
+        }
+    }
+
+    #[test]
+    fn int8_times_scale_is_stored_as_int8_and_comes_back_bit_for_bit() {
+        // Four output channels of 3x3x2, as the exporter writes them: q * scale in f32.
+        let scales = [0.013_7f32, 0.002_1, 0.0, 1.3];
+        let values: Vec<f32> = (0..72)
+            .map(|k| {
+                let q = ((k * 37) % 255) as i32 - 127;
+                let q = if k % 18 == 0 { 127 } else { q };
+                // `+ 0.0`: the all-zero channel holds 0.0, not -0.0 (which int8 cannot give back).
+                q as f32 * scales[k / 18] + 0.0
+            })
+            .collect();
+        let t = Tensor::from_shape(&[4, 2, 3, 3], &values).unwrap();
+        let (info, back) = roundtrip(&t, Weights::Exact);
+        assert!(
+            matches!(info.encoding, Encoding::Int8 { axis: 0, .. }),
+            "{info:?}"
+        );
+        assert_eq!(info.len, 72);
+        let a = back.try_as_plain_ram().unwrap();
+        let a = a.as_slice::<f32>().unwrap();
+        assert!(
+            a.iter()
+                .zip(&values)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+    }
+
+    #[test]
+    fn other_floats_stay_raw_unless_quantised_on_request() {
+        let values: Vec<f32> = (0..64).map(|k| (k as f32 * 0.37).sin()).collect();
+        let t = Tensor::from_shape(&[8, 8], &values).unwrap();
+        assert_eq!(roundtrip(&t, Weights::Exact).0.encoding, Encoding::Raw);
+        let (info, back) = roundtrip(&t, Weights::Int8);
+        assert!(matches!(info.encoding, Encoding::Int8 { axis: 0, .. }));
+        let a = back.try_as_plain_ram().unwrap();
+        let a = a.as_slice::<f32>().unwrap();
+        // Within half a step of the row's scale (max / 127).
+        assert!(
+            a.iter()
+                .zip(&values)
+                .all(|(x, y)| (x - y).abs() <= 0.5 / 127.0 + 1e-6)
+        );
+    }
+
+    #[test]
+    fn a_range_outside_the_body_is_an_error() {
+        let info = TensorInfo {
+            dt: "F32".into(),
+            shape: vec![4],
+            encoding: Encoding::Raw,
+            offset: 8,
+            len: 16,
+        };
+        assert!(matches!(read(&info, &[0; 12]), Err(Error::Format(_))));
+    }
+}
