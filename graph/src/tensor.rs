@@ -49,7 +49,7 @@ macro_rules! raw_types {
             match dt {
                 $(DatumType::$dt => {
                     const N: usize = std::mem::size_of::<$t>();
-                    if bytes.len() % N != 0 {
+                    if !bytes.len().is_multiple_of(N) {
                         return Err(Error::format(format!("{} bytes of {dt:?}", bytes.len())));
                     }
                     let values: Vec<$t> = bytes
@@ -137,9 +137,12 @@ fn split(shape: &[usize], axis: usize) -> Option<(usize, usize, usize)> {
     ))
 }
 
+/// The axis of the scales, the scales and the int8 values.
+type Quantised = (usize, Vec<f32>, Vec<i8>);
+
 /// Int8 values and scales for an f32 weight tensor: those that reproduce it exactly along its
 /// first or last axis, or with [`Weights::Int8`] the nearest along its first.
-fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<(usize, Vec<f32>, Vec<i8>)>> {
+fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<Quantised>> {
     if t.datum_type() != DatumType::F32 || t.rank() < 2 || t.len() < 16 {
         return Ok(None);
     }
@@ -167,7 +170,7 @@ fn quantise(w: &[f32], shape: &[usize], axis: usize, exact: bool) -> Option<(Vec
     let index = |o: usize, c: usize, i: usize| (o * n + c) * inner + i;
     let mut scales = vec![0f32; n];
     let mut q = vec![0i8; w.len()];
-    for c in 0..n {
+    for (c, scale) in scales.iter_mut().enumerate() {
         let channel = || (0..outer).flat_map(move |o| (0..inner).map(move |i| index(o, c, i)));
         let max = channel().map(|k| w[k].abs()).fold(0f32, f32::max);
         if !max.is_finite() {
@@ -197,7 +200,7 @@ fn quantise(w: &[f32], shape: &[usize], axis: usize, exact: bool) -> Option<(Vec
         for k in channel() {
             q[k] = if s > 0.0 { (w[k] / s).round() as i8 } else { 0 };
         }
-        scales[c] = s;
+        *scale = s;
     }
     Some((scales, q))
 }
