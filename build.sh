@@ -16,7 +16,8 @@ WASM_TARGET=wasm32-unknown-unknown
 CHROMIUM=/usr/bin/chromium
 CHROMEDRIVER_BIN=/usr/bin/chromedriver
 
-say() { printf '\n==> %s\n' "$*" >&2; }
+# Each step says when it starts, in seconds since the script began, so a CI log shows where the time goes.
+say() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*" >&2; }
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -125,6 +126,7 @@ run_tests() {
 
     say "end-to-end test (playwright-core + Debian chromium)"
     CHROMIUM="$CHROMIUM" node tests/e2e/e2e.mjs
+    say "all tests passed"
 }
 
 case "${1:-build}" in

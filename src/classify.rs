@@ -95,6 +95,12 @@ fn onnx_input_shape(dims: &[Option<usize>]) -> Result<Vec<Option<String>>> {
     ])
 }
 
+/// The embedded graph file (`model/agegender.graph`) for an exported classifier's ONNX file.
+#[cfg(feature = "onnx")]
+pub fn graph_file(onnx: &[u8]) -> Result<Vec<u8>> {
+    crate::model::graph_file(onnx, "classifier", onnx_input_shape)
+}
+
 impl Classifier {
     /// Loads a classifier with input `estimate::INPUT_NAME` f32 `[N, 3, S, S]` and outputs
     /// `age_logits` `[N, 101]` and `gender_logit` `[N, 1]`: a graph file (the embedded model) or,
@@ -108,11 +114,7 @@ impl Classifier {
     /// Loads an already parsed ONNX model (see [`Classifier::from_bytes`]).
     #[cfg(feature = "onnx")]
     pub fn from_proto(proto: &graph::onnx::pb::ModelProto) -> Result<Self> {
-        let dims = graph::onnx::input_dims(proto).map_err(model_err)?;
-        let shape = onnx_input_shape(&dims)?;
-        let shape: Vec<Option<&str>> = shape.iter().map(|d| d.as_deref()).collect();
-        let graph =
-            graph::onnx::from_proto(proto, &shape, graph::Weights::Exact).map_err(model_err)?;
+        let graph = crate::model::from_proto(proto, "classifier", onnx_input_shape)?;
         Self::from_typed(graph.to_typed().map_err(model_err)?)
     }
 

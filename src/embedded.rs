@@ -1,5 +1,5 @@
 //! The models compiled into the library: the YuNet detector always, the age/gender classifier
-//! and its model card when `model/agegender.onnx` and `model/agegender.json` were present at build
+//! and its model card when `model/agegender.graph` and `model/agegender.json` were present at build
 //! time (see `build.rs`). The page (`src/wasm.rs`) and the native golden test use [`pipeline`], so
 //! both run exactly the same models.
 
@@ -7,10 +7,10 @@ use crate::classify::calibration_from_card;
 use crate::error::Result;
 use crate::pipeline::Pipeline;
 
-/// The classifier, when shipped: the graph file `build.rs` writes from `model/agegender.onnx`.
+/// The classifier, when shipped: `model/agegender.graph`, which the trainer's `export` writes
+/// with `model/agegender.onnx` (kept equal to its translation by `tests/shipped_model.rs`).
 #[cfg(agegender_classifier)]
-pub const CLASSIFIER: Option<&[u8]> =
-    Some(include_bytes!(concat!(env!("OUT_DIR"), "/agegender.graph")));
+pub const CLASSIFIER: Option<&[u8]> = Some(include_bytes!("../model/agegender.graph"));
 #[cfg(not(agegender_classifier))]
 pub const CLASSIFIER: Option<&[u8]> = None;
 

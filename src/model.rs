@@ -1,22 +1,23 @@
-//! Model files to tract models. The embedded models are graph files (`build.rs` writes them from
-//! `model/*.onnx`), loaded with tract-core's constructors: the page's module has no ONNX front
-//! end. Natively, with the `onnx` feature, ONNX files load too, translated the same way.
+//! Model files to tract models. The embedded models are graph files (`model/*.graph`, written
+//! from `model/*.onnx` by [`crate::detect::plans::graph_file`] and
+//! [`crate::classify::graph_file`]), loaded with tract-core's constructors: the page's module has
+//! no ONNX front end. Natively, with the `onnx` feature, ONNX files load too, translated the same
+//! way.
 
 use tract_core::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// The model in `bytes`, a graph file or (feature `onnx`) an ONNX file. For an ONNX file,
-/// `shape` gives its input's dimensions from those the file states (`None` where open): each an
+/// The input dimensions for an ONNX file, from those it states (`None` where open): each an
 /// expression (`"1"`, `"H"`) or `None` to keep the file's.
+pub(crate) type Shape = fn(&[Option<usize>]) -> Result<Vec<Option<String>>>;
+
+/// The model in `bytes`, a graph file or (feature `onnx`) an ONNX file whose input `shape`
+/// gives.
 pub(crate) fn load(
     bytes: &[u8],
     model: &'static str,
-    #[cfg_attr(not(feature = "onnx"), allow(unused_variables))] shape: impl FnOnce(
-        &[Option<usize>],
-    ) -> Result<
-        Vec<Option<String>>,
-    >,
+    #[cfg_attr(not(feature = "onnx"), allow(unused_variables))] shape: Shape,
 ) -> Result<TypedModel> {
     let err = |e| Error::model(model, e);
     let graph = if graph::Graph::is_graph_file(bytes) {
@@ -24,10 +25,7 @@ pub(crate) fn load(
     } else {
         #[cfg(feature = "onnx")]
         {
-            let proto = graph::onnx::parse(bytes).map_err(err)?;
-            let dims = shape(&graph::onnx::input_dims(&proto).map_err(err)?)?;
-            let dims: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
-            graph::onnx::from_proto(&proto, &dims, graph::Weights::Exact).map_err(err)?
+            from_proto(&graph::onnx::parse(bytes).map_err(err)?, model, shape)?
         }
         #[cfg(not(feature = "onnx"))]
         return Err(Error::model(
@@ -36,4 +34,25 @@ pub(crate) fn load(
         ));
     };
     graph.to_typed().map_err(err)
+}
+
+/// A parsed ONNX model as a graph, its input dimensions set by `shape`.
+#[cfg(feature = "onnx")]
+pub(crate) fn from_proto(
+    proto: &graph::onnx::pb::ModelProto,
+    model: &'static str,
+    shape: Shape,
+) -> Result<graph::Graph> {
+    let err = |e| Error::model(model, e);
+    let dims = shape(&graph::onnx::input_dims(proto).map_err(err)?)?;
+    let dims: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
+    graph::onnx::from_proto(proto, &dims, graph::Weights::Exact).map_err(err)
+}
+
+/// The graph file the page embeds for the ONNX file in `onnx`.
+#[cfg(feature = "onnx")]
+pub(crate) fn graph_file(onnx: &[u8], model: &'static str, shape: Shape) -> Result<Vec<u8>> {
+    let err = |e| Error::model(model, e);
+    let proto = graph::onnx::parse(onnx).map_err(err)?;
+    from_proto(&proto, model, shape)?.to_bytes().map_err(err)
 }

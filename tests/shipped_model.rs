@@ -1,6 +1,8 @@
-//! The shipped classifier (`model/agegender.onnx`): it has the architecture its card describes,
-//! and tract reproduces the golden outputs the trainer recorded from the training framework, from
-//! the ONNX file and from the graph file the page embeds.
+//! The shipped models: the graph files the page embeds are their ONNX files translated (after a
+//! new `model/*.onnx`: `AGEGENDER_BLESS=1 cargo test --test shipped_model`; the trainer's
+//! `export` writes both); the classifier (`model/agegender.onnx`) has the architecture its card
+//! describes, and tract reproduces the golden outputs the trainer recorded from the training
+//! framework, from the ONNX file and from the graph file.
 #![cfg(not(target_arch = "wasm32"))]
 
 use agegender::embedded;
@@ -26,6 +28,53 @@ fn shipped() -> Option<(Vec<u8>, Value, Value)> {
         serde_json::from_str(card).unwrap(),
         serde_json::from_str(&golden).unwrap(),
     ))
+}
+
+/// `model/{name}.graph` is `translate(model/{name}.onnx)` byte for byte, or rewritten to be so
+/// with `AGEGENDER_BLESS`.
+fn check_graph_file(
+    name: &str,
+    embedded: Option<&[u8]>,
+    translate: fn(&[u8]) -> agegender::error::Result<Vec<u8>>,
+) {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
+    let onnx = std::fs::read(model.join(format!("{name}.onnx"))).unwrap();
+    let want = translate(&onnx).unwrap();
+    let path = model.join(format!("{name}.graph"));
+    if std::env::var_os("AGEGENDER_BLESS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        want,
+        "{} is not model/{name}.onnx translated; rewrite it: \
+         AGEGENDER_BLESS=1 cargo test --test shipped_model",
+        path.display()
+    );
+    // And the build embeds that file (cargo rebuilds when it changes).
+    assert!(
+        embedded == Some(want.as_slice()),
+        "stale embedded {name}.graph"
+    );
+}
+
+#[test]
+fn the_graph_files_are_the_onnx_files_translated() {
+    check_graph_file(
+        "yunet_n",
+        Some(agegender::detect::YUNET),
+        agegender::detect::plans::graph_file,
+    );
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
+    if model.join("agegender.onnx").is_file() && model.join("agegender.json").is_file() {
+        check_graph_file(
+            "agegender",
+            embedded::CLASSIFIER,
+            agegender::classify::graph_file,
+        );
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //!
 //! The ONNX files in `model/` stay the source of truth. Natively (feature `onnx`) a file is read
 //! by tract-onnx, typed and decluttered, and the decluttered graph is written here ([`from_typed`],
-//! [`onnx::from_onnx`]); the build script does this for the embedded models. Loading
+//! [`onnx::from_onnx`]); `agegender` writes the embedded models this way into `model/*.graph`. Loading
 //! ([`Graph::to_typed`]) rebuilds the same `TypedModel` with tract-core's constructors, ready for
 //! `into_optimized`. Dimensions are kept as expressions, so the detector stays one graph for every
 //! canvas size ([`Graph::to_typed`] then `TypedModel::set_symbols`).

@@ -19,8 +19,9 @@ use tract_core::prelude::*;
 use crate::error::{Error, Result};
 
 /// The embedded detector: YuNet (libfacedetection.train's `yunet_n`, dynamic input size), as the
-/// graph file `build.rs` writes from `model/yunet_n.onnx`.
-pub static YUNET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yunet_n.graph"));
+/// graph file written from `model/yunet_n.onnx` by [`plans::graph_file`] (kept equal to it by
+/// `tests/shipped_model.rs`).
+pub static YUNET: &[u8] = include_bytes!("../../model/yunet_n.graph");
 
 /// Number of keypoints per face, in YuNet's order.
 pub const KEYPOINTS: usize = 5;

@@ -11,14 +11,18 @@ pub type Plan = Arc<TypedRunnableModel>;
 /// canvas height and width left open as the symbols `H` and `W`; plans for given canvas sizes
 /// are then made by [`plan`].
 pub fn load(bytes: &[u8]) -> Result<TypedModel> {
-    crate::model::load(bytes, "detector", |_| {
-        Ok(vec![
-            Some("1".into()),
-            Some("3".into()),
-            Some("H".into()),
-            Some("W".into()),
-        ])
-    })
+    crate::model::load(bytes, "detector", open_canvas)
+}
+
+/// The embedded graph file (`model/yunet_n.graph`) for a YuNet ONNX file.
+#[cfg(feature = "onnx")]
+pub fn graph_file(onnx: &[u8]) -> Result<Vec<u8>> {
+    crate::model::graph_file(onnx, "detector", open_canvas)
+}
+
+/// One image, its height and width the symbols `H` and `W`, set per plan.
+fn open_canvas(_: &[Option<usize>]) -> Result<Vec<Option<String>>> {
+    Ok(["1", "3", "H", "W"].map(|d| Some(d.into())).to_vec())
 }
 
 /// An optimised plan for `[1, 3, side, side]` inputs. Concrete sizes only: a plan with symbolic

@@ -19,6 +19,8 @@ use crate::training::TrainConfig;
 
 /// File names of an export in its output folder.
 pub const MODEL_FILE: &str = "agegender.onnx";
+/// The classifier as the page embeds it (`agegender::classify::graph_file`).
+pub const GRAPH_FILE: &str = "agegender.graph";
 pub const CARD_FILE: &str = "agegender.json";
 pub const GOLDEN_FILE: &str = "agegender.golden.json";
 

@@ -11,7 +11,7 @@ use image::RgbImage;
 
 use crate::calibration;
 use crate::card::{
-    CARD_FILE, CardMetrics, GOLDEN_FILE, Golden, Input, MODEL_FILE, ModelCard, Outputs,
+    CARD_FILE, CardMetrics, GOLDEN_FILE, GRAPH_FILE, Golden, Input, MODEL_FILE, ModelCard, Outputs,
     Quantization, Speed, Tolerance, Training, Variant,
 };
 use crate::commands::data::FairFaceArgs;
@@ -37,7 +37,8 @@ pub struct ExportArgs {
     /// Training run directory (holds best.bpk and train_state.json).
     #[arg(long)]
     pub run: PathBuf,
-    /// Where to write agegender.onnx, agegender.json and agegender.golden.json.
+    /// Where to write agegender.onnx, the graph file the page embeds (agegender.graph),
+    /// agegender.json and agegender.golden.json.
     #[arg(long, default_value = defaults::MODEL_DIR)]
     pub out: PathBuf,
     /// Dataset for choosing f32/int8 and calibrating ranges on validation, and test metrics.
@@ -401,6 +402,10 @@ pub fn export(a: &ExportArgs, samples: Option<&[Sample]>, data_label: &str) -> R
     };
     files::create_dir_all(&a.out)?;
     write_atomic(&a.out.join(MODEL_FILE), bytes)?;
+    write_atomic(
+        &a.out.join(GRAPH_FILE),
+        &agegender::classify::graph_file(bytes)?,
+    )?;
     card.write(&a.out.join(CARD_FILE))?;
     files::write_json(&a.out.join(GOLDEN_FILE), &golden)?;
     eprintln!(
