@@ -6,7 +6,11 @@
 // the agegender:phase events, ready and first-result times). Medians to stdout (JSON), each
 // round to stderr.
 //
-//   node bench/warmup.mjs [ROUNDS]     (after ./build.sh and npm ci here)
+// With `--pkg DIR` the second variant is instead another build of the module (DIR holds its
+// agegender.js and agegender_bg.wasm, say a copy of www/pkg from before a change), served in
+// place of www/pkg: a paired cold-start comparison of two modules.
+//
+//   node bench/warmup.mjs [ROUNDS] [--pkg DIR]     (after ./build.sh and npm ci here)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -17,7 +21,10 @@ import { chromium } from 'playwright-core';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const photo = path.join(process.env.AGEGENDER_DATA || '/work/shared/data', 'photos/group-1.jpg');
-const rounds = Number(process.argv[2] || 5);
+const args = process.argv.slice(2);
+const pkgAt = args.indexOf('--pkg');
+const otherPkg = pkgAt >= 0 ? path.resolve(args.splice(pkgAt, 2)[1]) : null;
+const rounds = Number(args[0] || 5);
 const worker = fs.readFileSync(path.join(root, 'www/worker.js'), 'utf8');
 const WARM_UP = `
   t = performance.now();
@@ -38,8 +45,8 @@ const browser = await chromium.launch({
 
 /** The page from navigation, `photo` chosen at once (it waits for the model): its load phases,
  * ready time and first result (ms since navigation), and the worker's time for that analysis. */
-async function page(warm) {
-  const context = await newContext(warm);
+async function page(other) {
+  const context = await newContext(other);
   await context.addInitScript(() => {
     const seen = { phases: {}, ready: 0, result: null };
     window.seen = seen;
@@ -59,8 +66,8 @@ async function page(warm) {
 
 /** The worker alone (no page drawing beside it): loaded, then given the photo's pixels three
  * times in a row; `first` and the best of the other two (`later`), in ms. */
-async function workerOnly(warm) {
-  const context = await newContext(warm);
+async function workerOnly(other) {
+  const context = await newContext(other);
   const tab = await context.newPage();
   await tab.goto(origin + '/pkg/'); // a page of the origin that starts no worker of its own
   const r = await tab.evaluate(async (b64) => {
@@ -97,11 +104,18 @@ async function workerOnly(warm) {
   return { ...r.phases, first: r.ms[0], later, extra: r.ms[0] - later };
 }
 
-async function newContext(warm) {
-  // No service worker: the route below must see the worker script's request.
+async function newContext(other) {
+  // No service worker: the routes below must see the worker's and the module's requests.
   const context = await browser.newContext({ serviceWorkers: 'block' });
   // Both variants served the same way.
-  await context.route('**/worker.js', (r) => r.fulfill({ body: warm ? warmed : worker, contentType: 'text/javascript' }));
+  await context.route('**/worker.js', (r) =>
+    r.fulfill({ body: other && !otherPkg ? warmed : worker, contentType: 'text/javascript' }));
+  if (other && otherPkg) {
+    await context.route('**/pkg/agegender*', (r) => {
+      const file = path.join(otherPkg, path.basename(new URL(r.request().url()).pathname));
+      r.fulfill({ body: fs.readFileSync(file), contentType: file.endsWith('.wasm') ? 'application/wasm' : 'text/javascript' });
+    });
+  }
   return context;
 }
 
@@ -109,13 +123,14 @@ const median = (xs) => {
   const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   return s.length ? s[(s.length - 1) >> 1] / 2 + s[s.length >> 1] / 2 : NaN;
 };
+// "On": the warm-up put in, or with --pkg the other module; "Off": as built.
 const out = { workerOn: [], workerOff: [], pageOn: [], pageOff: [] };
 try {
   for (let r = 0; r < rounds; r++) {
-    for (const warm of r % 2 ? [false, true] : [true, false]) {
-      const v = warm ? 'On' : 'Off';
-      out[`worker${v}`].push(await workerOnly(warm));
-      out[`page${v}`].push(await page(warm));
+    for (const other of r % 2 ? [false, true] : [true, false]) {
+      const v = other ? 'On' : 'Off';
+      out[`worker${v}`].push(await workerOnly(other));
+      out[`page${v}`].push(await page(other));
     }
     console.error('round', r + 1, JSON.stringify(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.at(-1)]))));
   }
@@ -130,4 +145,7 @@ for (const [k, runs] of Object.entries(out)) {
       .map((f) => [f, Math.round(median(runs.map((r) => r[f])))]),
   );
 }
-console.log(JSON.stringify({ rounds, medians: table, runs: out }, null, 1));
+// Paired ratios (On / Off, round by round) of the page's ready and first-result times.
+const ratio = (f) => median(out.pageOn.map((r, i) => r[f] / out.pageOff[i][f]));
+const paired = { readyMs: ratio('readyMs'), firstResultMs: ratio('firstResultMs') };
+console.log(JSON.stringify({ rounds, on: otherPkg ?? 'warm-up', medians: table, paired, runs: out }, null, 1));

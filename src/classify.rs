@@ -98,7 +98,8 @@ fn onnx_input_shape(dims: &[Option<usize>]) -> Result<Vec<Option<String>>> {
 /// The embedded graph file (`model/agegender.graph`) for an exported classifier's ONNX file.
 #[cfg(feature = "onnx")]
 pub fn graph_file(onnx: &[u8]) -> Result<Vec<u8>> {
-    crate::model::graph_file(onnx, "classifier", onnx_input_shape)
+    // Its int8 weights (per-channel scales) stay int8 and come back bit for bit.
+    crate::model::graph_file(onnx, "classifier", onnx_input_shape, graph::Weights::Exact)
 }
 
 impl Classifier {

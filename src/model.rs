@@ -49,10 +49,20 @@ pub(crate) fn from_proto(
     graph::onnx::from_proto(proto, &dims, graph::Weights::Exact).map_err(err)
 }
 
-/// The graph file the page embeds for the ONNX file in `onnx`.
+/// The graph file for the ONNX file in `onnx`, its weights stored as `weights` says.
 #[cfg(feature = "onnx")]
-pub(crate) fn graph_file(onnx: &[u8], model: &'static str, shape: Shape) -> Result<Vec<u8>> {
+pub(crate) fn graph_file(
+    onnx: &[u8],
+    model: &'static str,
+    shape: Shape,
+    weights: graph::Weights,
+) -> Result<Vec<u8>> {
     let err = |e| Error::model(model, e);
     let proto = graph::onnx::parse(onnx).map_err(err)?;
-    from_proto(&proto, model, shape)?.to_bytes().map_err(err)
+    let dims = shape(&graph::onnx::input_dims(&proto).map_err(err)?)?;
+    let dims: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
+    graph::onnx::from_proto(&proto, &dims, weights)
+        .map_err(err)?
+        .to_bytes()
+        .map_err(err)
 }

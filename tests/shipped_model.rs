@@ -5,6 +5,7 @@
 //! framework, from the ONNX file and from the graph file.
 #![cfg(not(target_arch = "wasm32"))]
 
+use agegender::detect::plans;
 use agegender::embedded;
 use agegender::estimate::{AGE_BINS, AGE_OUTPUT, GENDER_OUTPUT, INPUT_NAME};
 use agegender::preprocess::golden_pattern;
@@ -35,7 +36,7 @@ fn shipped() -> Option<(Vec<u8>, Value, Value)> {
 fn check_graph_file(
     name: &str,
     embedded: Option<&[u8]>,
-    translate: fn(&[u8]) -> agegender::error::Result<Vec<u8>>,
+    translate: impl Fn(&[u8]) -> agegender::error::Result<Vec<u8>>,
 ) {
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
     let onnx = std::fs::read(model.join(format!("{name}.onnx"))).unwrap();
@@ -62,11 +63,9 @@ fn check_graph_file(
 
 #[test]
 fn the_graph_files_are_the_onnx_files_translated() {
-    check_graph_file(
-        "yunet_n",
-        Some(agegender::detect::YUNET),
-        agegender::detect::plans::graph_file,
-    );
+    check_graph_file("yunet_n", Some(agegender::detect::YUNET), |onnx| {
+        plans::graph_file(onnx, plans::EMBEDDED_WEIGHTS)
+    });
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
     if model.join("agegender.onnx").is_file() && model.join("agegender.json").is_file() {
         check_graph_file(

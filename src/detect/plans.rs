@@ -14,10 +14,16 @@ pub fn load(bytes: &[u8]) -> Result<TypedModel> {
     crate::model::load(bytes, "detector", open_canvas)
 }
 
-/// The embedded graph file (`model/yunet_n.graph`) for a YuNet ONNX file.
+/// How the embedded detector's weights are stored. Int8 with a scale per output channel: a
+/// quarter of the f32 bytes in the page's download (`examples/detector_weights.rs` compares its
+/// detections with the f32 model's).
 #[cfg(feature = "onnx")]
-pub fn graph_file(onnx: &[u8]) -> Result<Vec<u8>> {
-    crate::model::graph_file(onnx, "detector", open_canvas)
+pub const EMBEDDED_WEIGHTS: graph::Weights = graph::Weights::Int8;
+
+/// The graph file for a YuNet ONNX file (`model/yunet_n.graph` with [`EMBEDDED_WEIGHTS`]).
+#[cfg(feature = "onnx")]
+pub fn graph_file(onnx: &[u8], weights: graph::Weights) -> Result<Vec<u8>> {
+    crate::model::graph_file(onnx, "detector", open_canvas, weights)
 }
 
 /// One image, its height and width the symbols `H` and `W`, set per plan.
