@@ -85,8 +85,8 @@ wasm_env() {
 
 build() {
     ensure_wasm_tools
-    say "wasm-pack build (release) -> www/pkg"
-    wasm_env wasm-pack build --mode no-install --release --target web --no-typescript --no-pack \
+    say "wasm-pack build (profile wasm: release, dependencies for size) -> www/pkg"
+    wasm_env wasm-pack build --mode no-install --profile wasm --target web --no-typescript --no-pack \
         --out-dir www/pkg .
     local wasm=www/pkg/agegender_bg.wasm
     printf 'wasm size: %s bytes raw, %s bytes gzip -9\n' \

@@ -387,7 +387,7 @@ function report(R) {
   p('  (a shared machine: builds or a training run may use its two cores meanwhile, which is why ratios are paired round by round).');
   const v = R.versions;
   p(`- Chromium ${v.chromium ?? 'n/a'} (headless, software only), Node ${v.node}, playwright-core ${v.playwrightCore}`);
-  p(`- ours: tract-onnx ${v.tract}, ${v.rustc}; wasm32 with +simd128, release profile (opt-level "s", dependencies "z" but tract-linalg 3, LTO), single thread`);
+  p(`- ours: tract-onnx ${v.tract}, ${v.rustc}; wasm32 with +simd128, profile \`wasm\` (release: opt-level "s", LTO; dependencies "z" but tract-linalg 3), single thread`);
   p(`- onnxruntime-web ${v.onnxruntimeWebPackage} (wasm backend, SIMD build, 1 thread, graph optimisation "all")`);
   p(`- face-api.js: @vladmandic/face-api ${v.faceapi ?? v.faceapiPackage}; TinyFaceDetector (input 416) + AgeGenderNet`);
   p(`- PyTorch ${v.torch ?? R.trainer?.torch?.[0]?.torch ?? 'n/a'} (CPU)`);
