@@ -115,7 +115,8 @@ impl Classifier {
     /// Loads an already parsed ONNX model (see [`Classifier::from_bytes`]).
     #[cfg(feature = "onnx")]
     pub fn from_proto(proto: &graph::onnx::pb::ModelProto) -> Result<Self> {
-        let graph = crate::model::from_proto(proto, "classifier", onnx_input_shape)?;
+        let graph =
+            crate::model::from_proto(proto, "classifier", onnx_input_shape, graph::Weights::Exact)?;
         Self::from_typed(graph.to_typed().map_err(model_err)?)
     }
 

@@ -25,7 +25,8 @@ pub(crate) fn load(
     } else {
         #[cfg(feature = "onnx")]
         {
-            from_proto(&graph::onnx::parse(bytes).map_err(err)?, model, shape)?
+            let proto = graph::onnx::parse(bytes).map_err(err)?;
+            from_proto(&proto, model, shape, graph::Weights::Exact)?
         }
         #[cfg(not(feature = "onnx"))]
         return Err(Error::model(
@@ -36,17 +37,19 @@ pub(crate) fn load(
     graph.to_typed().map_err(err)
 }
 
-/// A parsed ONNX model as a graph, its input dimensions set by `shape`.
+/// A parsed ONNX model as a graph, its input dimensions set by `shape`, its weights stored as
+/// `weights` says.
 #[cfg(feature = "onnx")]
 pub(crate) fn from_proto(
     proto: &graph::onnx::pb::ModelProto,
     model: &'static str,
     shape: Shape,
+    weights: graph::Weights,
 ) -> Result<graph::Graph> {
     let err = |e| Error::model(model, e);
     let dims = shape(&graph::onnx::input_dims(proto).map_err(err)?)?;
     let dims: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
-    graph::onnx::from_proto(proto, &dims, graph::Weights::Exact).map_err(err)
+    graph::onnx::from_proto(proto, &dims, weights).map_err(err)
 }
 
 /// The graph file for the ONNX file in `onnx`, its weights stored as `weights` says.
@@ -59,10 +62,7 @@ pub(crate) fn graph_file(
 ) -> Result<Vec<u8>> {
     let err = |e| Error::model(model, e);
     let proto = graph::onnx::parse(onnx).map_err(err)?;
-    let dims = shape(&graph::onnx::input_dims(&proto).map_err(err)?)?;
-    let dims: Vec<Option<&str>> = dims.iter().map(|d| d.as_deref()).collect();
-    graph::onnx::from_proto(&proto, &dims, weights)
-        .map_err(err)?
+    from_proto(&proto, model, shape, weights)?
         .to_bytes()
         .map_err(err)
 }
