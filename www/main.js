@@ -158,15 +158,16 @@ document.addEventListener('paste', (e) => {
 
 // ---- start ------------------------------------------------------------------------------------
 
-/** Registers the service worker that lets the page reload offline, and waits for it briefly:
- * the analysis worker started next then fetches the model through it, so even a first visit is
- * cached. Never blocks the page for long and never fails it (file://, insecure origins). */
+/** Registers the service worker that lets the page reload offline, beside the analysis worker
+ * rather than before it: waiting for it cost a first visit its install time, and every visit
+ * the full wait where service workers are blocked. Never fails the page (file://, insecure
+ * origins). */
 async function offlineSupport() {
   if (!('serviceWorker' in navigator)) return 'unsupported';
   try {
     await navigator.serviceWorker.register('./sw.js');
-    const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), 3000));
-    return await Promise.race([navigator.serviceWorker.ready.then(() => 'ready'), timeout]);
+    await navigator.serviceWorker.ready;
+    return 'ready';
   } catch {
     return 'unavailable';
   }
@@ -174,9 +175,11 @@ async function offlineSupport() {
 
 watchModes(recheckCards);
 setUpWebcam(model);
-offlineSupport().then((state) => {
-  serviceWorker = state;
-  startWorker(onStatus, (message) => {
-    setStatus(`The analysis worker could not start: ${message}`, 'error');
-  });
-});
+// An uncontrolled page's worker fetches the module past the service worker, so the worker
+// stores it for the next offline visit itself; a controlled one's copy is stored by sw.js.
+const storeModel = 'serviceWorker' in navigator && !navigator.serviceWorker.controller;
+startWorker(onStatus, (message) => {
+  setStatus(`The analysis worker could not start: ${message}`, 'error');
+}, { storeModel });
+serviceWorker = 'pending';
+offlineSupport().then((state) => (serviceWorker = state));

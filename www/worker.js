@@ -18,6 +18,11 @@
 //                                      trapped)
 import init, { Analyzer, Tracker, ageGate, verify, version } from './pkg/agegender.js';
 
+// sw.js's cache, where the page started this worker with `?store` (the page was not yet
+// controlled by sw.js, so this worker's fetch passes it by): the module is stored here.
+const OFFLINE_CACHE = 'agegender-v2';
+const storeModel = new URL(self.location.href).searchParams.has('store');
+
 let analyzer = null;
 let tracker = null;
 let analysed = 0;
@@ -65,6 +70,11 @@ ready.catch((e) => postMessage({ status: 'failed', error: messageOf(e) }));
 async function fetchCounted(url) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`could not load the model (HTTP ${res.status})`);
+  if (storeModel && self.caches) {
+    const copy = res.clone();
+    // Best effort: a page that cannot store (quota, private mode) still runs.
+    caches.open(OFFLINE_CACHE).then((cache) => cache.put(url, copy)).catch(() => {});
+  }
   const total = Number(res.headers.get('Content-Length')) || 0;
   let loaded = 0;
   let last = 0;

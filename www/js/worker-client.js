@@ -5,15 +5,18 @@ let worker = null;
 let nextId = 1;
 const pending = new Map(); // id -> { resolve, reject }
 let handlers = null;
-// A photo chosen before the worker exists (it starts after the service worker) waits for it.
+// A photo chosen before the worker exists waits for it.
 let started;
 const whenStarted = new Promise((resolve) => (started = resolve));
 
 /** Starts the worker. `onStatus(msg)` gets its `{ status, ... }` messages, `onError(message)`
- * a worker that could not start at all. */
-export function startWorker(onStatus, onError) {
-  handlers = { onStatus, onError };
-  worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+ * a worker that could not start at all; `storeModel`: the worker puts the module into the
+ * offline cache itself (www/worker.js). */
+export function startWorker(onStatus, onError, { storeModel = false } = {}) {
+  handlers = { onStatus, onError, storeModel };
+  const url = new URL('../worker.js', import.meta.url);
+  if (storeModel) url.searchParams.set('store', '1');
+  worker = new Worker(url, { type: 'module' });
   worker.onmessage = ({ data }) => {
     if (data.status) {
       handlers.onStatus(data);
@@ -42,7 +45,7 @@ function failAll(err) {
 function restartWorker(why) {
   worker.terminate();
   failAll(new Error(why));
-  startWorker(handlers.onStatus, handlers.onError);
+  startWorker(handlers.onStatus, handlers.onError, handlers);
 }
 
 /** Sends one request (ArrayBuffers in `transfer` are moved, not copied); resolves to the reply. */
