@@ -26,6 +26,8 @@ const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run',
 ];
+// A cold start that has not finished in this long is stuck: fail the run rather than hang it.
+const COLD_TIMEOUT_MS = 120_000;
 // Rounds: model-level measures are cheap, per-image ones are not.
 const ROUNDS = quick
   ? { models: 3, images: 2, cold: 1, native: 3, epochs: 1 }
@@ -231,9 +233,9 @@ async function coldOurs(browser, file) {
   const t0 = Date.now();
   await page.goto(`${origin}/`);
   await page.setInputFiles('#file', file);
-  await page.waitForFunction(() => window.seen.ready, null, { timeout: 0, polling: 20 });
+  await page.waitForFunction(() => window.seen.ready, null, { timeout: COLD_TIMEOUT_MS, polling: 20 });
   const readyMs = Date.now() - t0;
-  await page.waitForFunction(() => window.seen.state, null, { timeout: 0, polling: 20 });
+  await page.waitForFunction(() => window.seen.state, null, { timeout: COLD_TIMEOUT_MS, polling: 20 });
   const firstResultMs = Date.now() - t0;
   const { state, phases } = await page.evaluate(() => window.seen);
   const d = downloaded();

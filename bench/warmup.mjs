@@ -24,6 +24,8 @@ const photo = path.join(process.env.AGEGENDER_DATA || '/work/shared/data', 'phot
 const args = process.argv.slice(2);
 const pkgAt = args.indexOf('--pkg');
 const otherPkg = pkgAt >= 0 ? path.resolve(args.splice(pkgAt, 2)[1]) : null;
+// A cold start that has not finished in this long is stuck: fail the run rather than hang it.
+const COLD_TIMEOUT_MS = 120_000;
 const rounds = Number(args[0] || 5);
 const worker = fs.readFileSync(path.join(root, 'www/worker.js'), 'utf8');
 const WARM_UP = `
@@ -57,7 +59,7 @@ async function page(other) {
   const tab = await context.newPage();
   await tab.goto(origin + '/');
   await tab.setInputFiles('#file', photo);
-  await tab.waitForFunction(() => window.seen.result, null, { timeout: 0, polling: 20 });
+  await tab.waitForFunction(() => window.seen.result, null, { timeout: COLD_TIMEOUT_MS, polling: 20 });
   const { phases, ready, result } = await tab.evaluate(() => window.seen);
   await context.close();
   if (!Number.isFinite(result.ms)) throw new Error('the photo was not analysed');
