@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 
 /** What the worker loaded: `version` and `info` once ready. */
 const model = { ready: false, version: '', info: null, hasClassifier: false };
-let serviceWorker = 'unsupported';
+let serviceWorker = 'pending';
 
 // ---- the worker's status ----------------------------------------------------------------------
 
@@ -181,5 +181,4 @@ const storeModel = 'serviceWorker' in navigator && !navigator.serviceWorker.cont
 startWorker(onStatus, (message) => {
   setStatus(`The analysis worker could not start: ${message}`, 'error');
 }, { storeModel });
-serviceWorker = 'pending';
 offlineSupport().then((state) => (serviceWorker = state));
