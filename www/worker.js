@@ -10,7 +10,8 @@
 //   { status: 'loading', phase, loaded?, total? }   a load phase began: 'download' (repeated with
 //                                      `loaded`/`total` bytes), 'compile', 'prepare'
 //   { status: 'phase', phase, ms, bytes? }   that phase ended after `ms`; the first analysis
-//                                      after loading is reported too, as 'firstAnalysis'
+//                                      after loading is reported too, as 'firstAnalysis', and
+//                                      with `?store`, the module's offline copy, as 'store'
 //   { status: 'ready' | 'running' | 'failed', ... }   'ready' has `phases` (phase -> ms)
 //   { id, result, tracked, checks, gates, checkError, ms }        `tracked`, `checks`, `gates` are
 //                                                                 null unless asked for
@@ -72,8 +73,14 @@ async function fetchCounted(url) {
   if (!res.ok) throw new Error(`could not load the model (HTTP ${res.status})`);
   if (storeModel && self.caches) {
     const copy = res.clone();
-    // Best effort: a page that cannot store (quota, private mode) still runs.
-    caches.open(OFFLINE_CACHE).then((cache) => cache.put(url, copy)).catch(() => {});
+    const t = performance.now();
+    // Best effort: a page that cannot store (quota, private mode) still runs. The copy is only
+    // safe once `put` resolves (a reload before then loses it), hence the `store` phase.
+    caches
+      .open(OFFLINE_CACHE)
+      .then((cache) => cache.put(url, copy))
+      .then(() => postMessage({ status: 'phase', phase: 'store', ms: performance.now() - t }))
+      .catch(() => {});
   }
   const total = Number(res.headers.get('Content-Length')) || 0;
   let loaded = 0;

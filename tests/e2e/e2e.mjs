@@ -93,7 +93,15 @@ async function watchPage(context) {
 }
 
 async function waitReady(page) {
-  await page.waitForFunction(() => window.seen.ready, null, { timeout: TIMEOUT, polling: 100 });
+  try {
+    await page.waitForFunction(() => window.seen.ready, null, { timeout: TIMEOUT, polling: 100 });
+  } catch (e) {
+    // A bare timeout says nothing: name what the page showed and how far the load got.
+    const state = await page
+      .evaluate(() => ({ statuses: window.seen?.statuses, phases: window.seen?.phases, controlled: !!navigator.serviceWorker?.controller, title: document.title, body: document.body?.innerText.slice(0, 300) }))
+      .catch((err) => `(page not readable: ${err.message})`);
+    throw new Error(`the page never became ready: ${JSON.stringify(state)}`, { cause: e });
+  }
 }
 
 // ---- the test ---------------------------------------------------------------------------------
@@ -278,35 +286,49 @@ async function checkOfflineReload() {
     const page = await context.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(url);
-    // A photo chosen while the page is still starting waits for the model.
-    await page.setInputFiles('#file', path.join(root, 'model/report/confusion.png'));
-    await waitReady(page);
-    assert.ok(['pending', 'ready'].includes(await page.evaluate(() => window.seen.ready.serviceWorker)), 'the service worker registers (the model does not wait for it)');
-    await waitForCards(page, 1);
-    const [early] = await readCards(page);
-    assert.equal(early.state, 'done', `a photo chosen during loading: ${early.summary}`);
-    assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'the page is controlled by the service worker');
-    // The model is stored on this first visit (by the analysis worker: the page was not yet
-    // controlled when it started), in the background.
-    await page.waitForFunction(async () => !!(await caches.match('pkg/agegender_bg.wasm')), null, { timeout: TIMEOUT, polling: 200 });
-    own.kill();
-    await once(own, 'exit');
-    // Nothing listens on the port any more: a reload can only come from the cache.
-    await assert.rejects(fetch(url), 'the server is down');
-    await page.reload();
-    await waitReady(page);
-    await dropFiles(page, data ? [faceSpec(labelledFaces(data).adults[1])] : [], true);
-    await waitForCards(page, data ? 2 : 1);
-    const cards = await readCards(page);
-    for (const c of cards) assert.equal(c.state, 'done', `offline reload: ${c.title}: ${c.summary}`);
-    if (data) assert.equal(cards[0].faces, 1, 'offline reload: the face is found');
-    assert.deepEqual(problems, [], 'errors in the page after an offline reload');
-    return cards.map((c) => c.summary);
+    const consoleLog = [];
+    page.on('console', (m) => consoleLog.push(`${m.type()}: ${m.text()}`));
+    context.on('weberror', (e) => consoleLog.push(`weberror: ${e.error().message}`));
+    try {
+      return await offlineReloadSteps(page, own, url, problems);
+    } catch (e) {
+      throw new Error(`offline reload failed; the page's console: ${JSON.stringify(consoleLog)}`, { cause: e });
+    }
   } finally {
     own.kill();
     await context.close();
   }
+}
+
+/** The steps of checkOfflineReload, in its context and with its server `own`. */
+async function offlineReloadSteps(page, own, url, problems) {
+  await page.goto(url);
+  // A photo chosen while the page is still starting waits for the model.
+  await page.setInputFiles('#file', path.join(root, 'model/report/confusion.png'));
+  await waitReady(page);
+  assert.ok(['pending', 'ready'].includes(await page.evaluate(() => window.seen.ready.serviceWorker)), 'the service worker registers (the model does not wait for it)');
+  await waitForCards(page, 1);
+  const [early] = await readCards(page);
+  assert.equal(early.state, 'done', `a photo chosen during loading: ${early.summary}`);
+  assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'the page is controlled by the service worker');
+  // The model is stored on this first visit (by the analysis worker: the page was not yet
+  // controlled when it started), in the background. Not `caches.match`: that already finds an
+  // entry whose body is still being written, and the reload would cut it off.
+  await page.waitForFunction(() => window.seen.phases.store, null, { timeout: TIMEOUT, polling: 100 });
+  assert.ok(await page.evaluate(async () => !!(await caches.match('pkg/agegender_bg.wasm'))), 'the module is in the offline cache');
+  own.kill();
+  await once(own, 'exit');
+  // Nothing listens on the port any more: a reload can only come from the cache.
+  await assert.rejects(fetch(url), 'the server is down');
+  await page.reload();
+  await waitReady(page);
+  await dropFiles(page, data ? [faceSpec(labelledFaces(data).adults[1])] : [], true);
+  await waitForCards(page, data ? 2 : 1);
+  const cards = await readCards(page);
+  for (const c of cards) assert.equal(c.state, 'done', `offline reload: ${c.title}: ${c.summary}`);
+  if (data) assert.equal(cards[0].faces, 1, 'offline reload: the face is found');
+  assert.deepEqual(problems, [], 'errors in the page after an offline reload');
+  return cards.map((c) => c.summary);
 }
 
 // ---- verification and age gate ----------------------------------------------------------------
