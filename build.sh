@@ -91,6 +91,28 @@ build() {
     local wasm=www/pkg/agegender_bg.wasm
     printf 'wasm size: %s bytes raw, %s bytes gzip -9\n' \
         "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)" >&2
+
+    # The same crate with relaxed SIMD: tract's matrix kernels use fused multiply-adds (about 0.9x
+    # the time per photo, bench/ANALYSIS.md). A module with relaxed-simd instructions does not load
+    # where the browser lacks them, so it is a second file that www/worker.js picks at run time.
+    # Its own target folder: other RUSTFLAGS would rebuild (and evict) the plain build's crates.
+    say "wasm-pack build with +relaxed-simd -> www/pkg/agegender_relaxed_bg.wasm"
+    local out
+    out=$(mktemp -d)
+    CARGO_TARGET_DIR="${WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-target}}/relaxed-simd" \
+        RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+        wasm-pack build --mode no-install --profile wasm --target web --no-typescript --no-pack \
+        --out-dir "$out" .
+    # One glue script serves both modules: they must import and export the same things.
+    if ! cmp -s "$out/agegender.js" www/pkg/agegender.js; then
+        echo "the relaxed-simd build's agegender.js differs from the plain build's" >&2
+        exit 1
+    fi
+    mv "$out/agegender_bg.wasm" www/pkg/agegender_relaxed_bg.wasm
+    rm -rf "$out"
+    wasm=www/pkg/agegender_relaxed_bg.wasm
+    printf 'relaxed-simd wasm size: %s bytes raw, %s bytes gzip -9\n' \
+        "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)" >&2
 }
 
 serve() {

@@ -16,7 +16,7 @@ import { analyze, ask, startWorker } from './js/worker-client.js';
 const $ = (id) => document.getElementById(id);
 
 /** What the worker loaded: `version` and `info` once ready. */
-const model = { ready: false, version: '', info: null, hasClassifier: false };
+const model = { ready: false, version: '', info: null, simd: null, hasClassifier: false };
 let serviceWorker = 'pending';
 
 // ---- the worker's status ----------------------------------------------------------------------
@@ -32,10 +32,10 @@ function onStatus(msg) {
       break;
     }
     case 'ready':
-      Object.assign(model, { ready: true, version: msg.version, info: msg.info, hasClassifier: Boolean(msg.info?.classifier) });
+      Object.assign(model, { ready: true, version: msg.version, info: msg.info, simd: msg.simd, hasClassifier: Boolean(msg.info?.classifier) });
       setStatus(`Ready (${loadTimes(msg.phases)}). Drop, choose or paste photos, or start the webcam.`, 'idle');
       showModelInfo();
-      emit('ready', { version: msg.version, info: msg.info, phases: msg.phases, serviceWorker });
+      emit('ready', { version: msg.version, info: msg.info, phases: msg.phases, simd: msg.simd, serviceWorker });
       break;
     case 'failed':
       setStatus(`The model could not be loaded: ${msg.error}`, 'error');
@@ -48,7 +48,7 @@ function onStatus(msg) {
 
 function showModelInfo() {
   const { version, info } = model;
-  const parts = [`agegender ${version}`];
+  const parts = [`agegender ${version}`, model.simd === 'relaxed' ? 'wasm relaxed SIMD' : 'wasm SIMD'];
   if (info?.detector) parts.push(`detector: ${info.detector}`);
   parts.push(
     info?.classifier
@@ -180,5 +180,5 @@ setUpWebcam(model);
 const storeModel = 'serviceWorker' in navigator && !navigator.serviceWorker.controller;
 startWorker(onStatus, (message) => {
   setStatus(`The analysis worker could not start: ${message}`, 'error');
-}, { storeModel });
+}, { storeModel, simd: new URLSearchParams(location.search).get('simd') });
 offlineSupport().then((state) => (serviceWorker = state));

@@ -12,7 +12,8 @@
 //   { status: 'phase', phase, ms, bytes? }   that phase ended after `ms`; the first analysis
 //                                      after loading is reported too, as 'firstAnalysis', and
 //                                      with `?store`, the module's offline copy, as 'store'
-//   { status: 'ready' | 'running' | 'failed', ... }   'ready' has `phases` (phase -> ms)
+//   { status: 'ready' | 'running' | 'failed', ... }   'ready' has `phases` (phase -> ms) and
+//                                      `simd`: the module running, 'relaxed' or 'simd128'
 //   { id, result, tracked, checks, gates, checkError, ms }        `tracked`, `checks`, `gates` are
 //                                                                 null unless asked for
 //   { id, error, fatal }               a message; the worker keeps serving unless `fatal` (the wasm
@@ -22,7 +23,21 @@ import init, { Analyzer, Tracker, ageGate, verify, version } from './pkg/agegend
 // sw.js's cache, where the page started this worker with `?store` (the page was not yet
 // controlled by sw.js, so this worker's fetch passes it by): the module is stored here.
 const OFFLINE_CACHE = 'agegender-v2';
-const storeModel = new URL(self.location.href).searchParams.has('store');
+const params = new URL(self.location.href).searchParams;
+const storeModel = params.has('store');
+
+// Two builds of one module (build.sh; one glue script serves both): with relaxed SIMD, tract's
+// matrix kernels use fused multiply-adds (about 0.9x the time per photo, bench/ANALYSIS.md), but
+// that module does not compile where the browser lacks relaxed SIMD (Safari). `?simd=simd128`
+// asks for the plain one (the end-to-end test compares the two).
+const MODULES = { relaxed: './pkg/agegender_relaxed_bg.wasm', simd128: './pkg/agegender_bg.wasm' };
+// (module (func (result v128) i32.const 1 i8x16.splat i32.const 2 i8x16.splat
+//   i8x16.relaxed_swizzle)): valid only where relaxed SIMD is (as wasm-feature-detect checks it).
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15,
+  65, 2, 253, 15, 253, 128, 2, 11,
+]);
+const wantsRelaxed = params.get('simd') !== 'simd128' && WebAssembly.validate(RELAXED_PROBE);
 
 let analyzer = null;
 let tracker = null;
@@ -34,25 +49,23 @@ const ready = (async () => {
     phases[name] = ms;
     postMessage({ status: 'phase', phase: name, ms, ...extra });
   };
-  postMessage({ status: 'loading', phase: 'download' });
-  let t = performance.now();
-  // The module compiles while it streams in: `compile` is the part left after the last byte.
-  const { response, downloaded } = await fetchCounted(new URL('./pkg/agegender_bg.wasm', import.meta.url));
-  const compiled = init({ module_or_path: response });
-  // (A compile error ends the stream early: then `compiled` rejects first.)
-  const { bytes } = await Promise.race([downloaded, compiled.then(() => downloaded)]);
-  const tDownloaded = performance.now();
-  phase('download', tDownloaded - t, { bytes });
-  postMessage({ status: 'loading', phase: 'compile' });
-  await compiled;
-  t = performance.now();
-  phase('compile', t - tDownloaded);
+  let simd = wantsRelaxed ? 'relaxed' : 'simd128';
+  try {
+    await loadModule(MODULES[simd], phase);
+  } catch (e) {
+    // Relaxed SIMD that the probe passed but the real module did not, or a host that serves
+    // only the plain module: that one instead.
+    if (simd !== 'relaxed') throw e;
+    simd = 'simd128';
+    await loadModule(MODULES[simd], phase);
+  }
+  const t = performance.now();
   postMessage({ status: 'loading', phase: 'prepare' });
   analyzer = new Analyzer();
   phase('prepare', performance.now() - t);
   // No warm-up inference: measured (bench/warmup.mjs), one delays "ready" by about 0.3 s and the
   // first result of a photo chosen at once comes no sooner.
-  postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases });
+  postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases, simd });
   // The detector's second-look plan is made once the worker is idle, not before "ready": a
   // request already queued runs first (and makes it itself if a tilted face needs it).
   setTimeout(() => {
@@ -65,6 +78,23 @@ const ready = (async () => {
 })();
 // A failed load is reported once here and again to every request below.
 ready.catch((e) => postMessage({ status: 'failed', error: messageOf(e) }));
+
+/** Downloads and compiles the module at `path` (relative to this script), reporting both phases
+ * with `phase(name, ms, extra)`. */
+async function loadModule(path, phase) {
+  postMessage({ status: 'loading', phase: 'download' });
+  const t = performance.now();
+  // The module compiles while it streams in: `compile` is the part left after the last byte.
+  const { response, downloaded } = await fetchCounted(new URL(path, import.meta.url));
+  const compiled = init({ module_or_path: response });
+  // (A compile error ends the stream early: then `compiled` rejects first.)
+  const { bytes } = await Promise.race([downloaded, compiled.then(() => downloaded)]);
+  const tDownloaded = performance.now();
+  phase('download', tDownloaded - t, { bytes });
+  postMessage({ status: 'loading', phase: 'compile' });
+  await compiled;
+  phase('compile', performance.now() - tDownloaded);
+}
 
 /** The module's response, passed through a counter that reports download progress (the module
  * is about 10 MB); `downloaded` resolves to `{ bytes }` when its last byte has arrived. */

@@ -24,6 +24,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const artifacts = path.join(root, 'tests/artifacts');
 const data = process.env.AGEGENDER_DATA ? path.resolve(process.env.AGEGENDER_DATA) : null;
 const TIMEOUT = 180_000;
+// The page's two builds of the module (build.sh), by the worker's `simd` name.
+const MODULE_FILES = { relaxed: 'www/pkg/agegender_relaxed_bg.wasm', simd128: 'www/pkg/agegender_bg.wasm' };
+/** The main run's analysis of group-1.jpg (relaxed-SIMD module), when there is data. */
+let groupAnalysis = null;
 // The network here is closed; these keep Chromium from trying to reach Google services.
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -136,7 +140,10 @@ async function run() {
     assert.ok(seen.phases[phase]?.ms >= 0, `the ${phase} phase is reported`);
     assert.equal(seen.ready.phases[phase], seen.phases[phase].ms);
   }
-  assert.equal(seen.phases.download.bytes, fs.statSync(path.join(root, 'www/pkg/agegender_bg.wasm')).size);
+  // Chromium has relaxed SIMD: the faster of the two modules runs (www/worker.js).
+  assert.equal(seen.ready.simd, 'relaxed', 'the relaxed-SIMD module is chosen');
+  assert.match(summary.modelInfo, /wasm relaxed SIMD/);
+  assert.equal(seen.phases.download.bytes, fs.statSync(path.join(root, MODULE_FILES.relaxed)).size);
   assert.match(await page.textContent('#status'),
     /^Ready \(loaded in \d+\.\d s: download \d+\.\d s, compile \d+\.\d s, model preparation \d+\.\d s\)\. /);
   // The service worker caches every module of the page, so it reloads offline.
@@ -207,6 +214,7 @@ async function run() {
     assert.ok(group[0].faces >= 3, `group-1.jpg: expected several faces, got ${group[0].faces}`);
     assert.equal(group[0].faces, group[1].faces, 'same photo, same faces');
     for (const t of ['chelsea.png', 'coffee.png']) assert.equal(byTitle(t)[0].faces, 0, `${t} has no face`);
+    groupAnalysis = await page.evaluate((i) => window.seen.results[i].analysis, cards.indexOf(group[0]));
     summary.cases['group-1.jpg'] = {
       faces: group[0].faces,
       firstMs: Math.round(group[0].ms),
@@ -266,11 +274,57 @@ async function run() {
 
   await context.close();
 
+  // 8b. The plain simd128 module, for browsers without relaxed SIMD, gives the same results.
+  summary.cases.plainModule = await checkPlainModule();
+
   // 9. Reload without a network: the service worker serves the page and the model from its cache.
   summary.cases.offlineReload = await checkOfflineReload();
 
   // 10. Webcam, with Chromium's fake camera (a still of an adult and a child when there is data).
   summary.cases.webcam = await checkWebcam();
+}
+
+// ---- the plain module ---------------------------------------------------------------------------
+
+/** Loads the page with `?simd=simd128` (the module browsers without relaxed SIMD get) and checks
+ * that it analyses group-1 as the relaxed-SIMD module did: fused multiply-adds round differently,
+ * so equal within float noise, not bit for bit. */
+async function checkPlainModule() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    await watchPage(context);
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(origin + '/?simd=simd128');
+    await waitReady(page);
+    const seen = await page.evaluate(() => window.seen);
+    assert.equal(seen.ready.simd, 'simd128', 'the plain module is chosen when asked for');
+    assert.equal(seen.phases.download.bytes, fs.statSync(path.join(root, MODULE_FILES.simd128)).size);
+    await dropFiles(page, data ? [fileSpec(path.join(data, 'photos/group-1.jpg'), 'image/jpeg')] : [], !data);
+    await waitForCards(page, 1);
+    const [card] = await readCards(page);
+    assert.equal(card.state, 'done', card.summary);
+    assert.deepEqual(problems, [], 'errors in the page with the plain module');
+    if (!groupAnalysis) return { faces: card.faces };
+    const plain = await page.evaluate(() => window.seen.results[0].analysis);
+    assert.equal(plain.faces.length, groupAnalysis.faces.length, 'the same faces in group-1.jpg');
+    let maxBox = 0;
+    let maxAge = 0;
+    let maxP = 0;
+    for (const [i, f] of plain.faces.entries()) {
+      const r = groupAnalysis.faces[i];
+      for (const k of [0, 1, 2, 3]) maxBox = Math.max(maxBox, Math.abs(f.box_px[k] - r.box_px[k]));
+      assert.equal(!f.estimate, !r.estimate, `face ${i}: estimated by both or neither`);
+      if (!f.estimate) continue;
+      maxAge = Math.max(maxAge, Math.abs(f.estimate.age - r.estimate.age));
+      maxP = Math.max(maxP, Math.abs(f.estimate.p_female - r.estimate.p_female));
+    }
+    assert.ok(maxBox < 0.5 && maxAge < 0.1 && maxP < 0.002, `plain vs relaxed: box ${maxBox} px, age ${maxAge}, p_female ${maxP}`);
+    return { faces: card.faces, ms: Math.round(card.ms), maxBoxPx: maxBox, maxAge, maxPFemale: maxP };
+  } finally {
+    await context.close();
+  }
 }
 
 // ---- offline reload ---------------------------------------------------------------------------
@@ -315,7 +369,8 @@ async function offlineReloadSteps(page, own, url, problems) {
   // controlled when it started), in the background. Not `caches.match`: that already finds an
   // entry whose body is still being written, and the reload would cut it off.
   await page.waitForFunction(() => window.seen.phases.store, null, { timeout: TIMEOUT, polling: 100 });
-  assert.ok(await page.evaluate(async () => !!(await caches.match('pkg/agegender_bg.wasm'))), 'the module is in the offline cache');
+  const stored = MODULE_FILES[await page.evaluate(() => window.seen.ready.simd)].replace(/^www\//, '');
+  assert.ok(await page.evaluate(async (f) => !!(await caches.match(f)), stored), `${stored} is in the offline cache`);
   own.kill();
   await once(own, 'exit');
   // Nothing listens on the port any more: a reload can only come from the cache.

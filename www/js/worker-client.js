@@ -11,11 +11,12 @@ const whenStarted = new Promise((resolve) => (started = resolve));
 
 /** Starts the worker. `onStatus(msg)` gets its `{ status, ... }` messages, `onError(message)`
  * a worker that could not start at all; `storeModel`: the worker puts the module into the
- * offline cache itself (www/worker.js). */
-export function startWorker(onStatus, onError, { storeModel = false } = {}) {
-  handlers = { onStatus, onError, storeModel };
+ * offline cache itself; `simd`: 'simd128' asks for the plain module (www/worker.js). */
+export function startWorker(onStatus, onError, { storeModel = false, simd = null } = {}) {
+  handlers = { onStatus, onError, storeModel, simd };
   const url = new URL('../worker.js', import.meta.url);
   if (storeModel) url.searchParams.set('store', '1');
+  if (simd) url.searchParams.set('simd', simd);
   worker = new Worker(url, { type: 'module' });
   worker.onmessage = ({ data }) => {
     if (data.status) {
