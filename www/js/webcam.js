@@ -132,8 +132,10 @@ function send() {
   if (cam.inFlight++ === 0) sendNextBeforeDone();
   const request = checkRequest();
   const options = { ...WEBCAM_OPTIONS, mirror: MIRRORS[cam.sent++ % MIRRORS.length] };
+  let answered = false;
   analyze(rgba, width, height, request, { track: true, time: performance.now(), options })
     .then((reply) => {
+      answered = true;
       cam.lastMs = reply.ms;
       if (cam.stream) showFrame(reply, request);
     })
@@ -142,7 +144,10 @@ function send() {
     })
     .finally(() => {
       // The frame waiting in the worker's queue starts now; with none waiting, send one at once.
-      if (--cam.inFlight === 1) sendNextBeforeDone();
+      // After a failure the next frame waits for the video frame callback: a worker that fails
+      // every request is not asked again as fast as it answers.
+      if (!answered) cam.inFlight--;
+      else if (--cam.inFlight === 1) sendNextBeforeDone();
       else if (cam.inFlight === 0) send();
     });
 }
