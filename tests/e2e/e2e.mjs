@@ -96,6 +96,16 @@ async function watchPage(context) {
   });
 }
 
+/** A new page of `context`, watched (see watchPage), with the page errors it raises collected in
+ * `problems`. */
+async function watchedPage(context) {
+  await watchPage(context);
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  return { page, problems };
+}
+
 async function waitReady(page) {
   try {
     await page.waitForFunction(() => window.seen.ready, null, { timeout: TIMEOUT, polling: 100 });
@@ -115,10 +125,7 @@ async function run() {
   const requests = [];
   let loaded = false;
   context.on('request', (r) => requests.push({ url: r.url(), afterLoad: loaded }));
-  await watchPage(context);
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  const { page, problems } = await watchedPage(context);
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
   });
@@ -292,10 +299,7 @@ async function run() {
 async function checkPlainModule() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   try {
-    await watchPage(context);
-    const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const { page, problems } = await watchedPage(context);
     await page.goto(origin + '/?simd=simd128');
     await waitReady(page);
     const seen = await page.evaluate(() => window.seen);
@@ -336,10 +340,7 @@ async function checkOfflineReload() {
   const url = ownOrigin + '/';
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   try {
-    await watchPage(context);
-    const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const { page, problems } = await watchedPage(context);
     const consoleLog = [];
     page.on('console', (m) => consoleLog.push(`${m.type()}: ${m.text()}`));
     context.on('weberror', (e) => consoleLog.push(`weberror: ${e.error().message}`));
@@ -611,10 +612,7 @@ async function checkWebcam() {
   try {
     const context = await camBrowser.newContext({ viewport: { width: 1280, height: 900 } });
     await context.grantPermissions(['camera'], { origin });
-    await watchPage(context);
-    const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    const { page, problems } = await watchedPage(context);
     page.on('console', (m) => {
       if (m.type() === 'error') problems.push(`console ${m.type()}: ${m.text()}`);
     });
