@@ -88,9 +88,7 @@ build() {
     say "wasm-pack build (profile wasm: release, dependencies for size) -> www/pkg"
     wasm_env wasm-pack build --mode no-install --profile wasm --target web --no-typescript --no-pack \
         --out-dir www/pkg .
-    local wasm=www/pkg/agegender_bg.wasm
-    printf 'wasm size: %s bytes raw, %s bytes gzip -9\n' \
-        "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)" >&2
+    wasm_size "wasm size" www/pkg/agegender_bg.wasm
 
     # The same crate with relaxed SIMD: tract's matrix kernels use fused multiply-adds (about 0.9x
     # the time per photo, bench/ANALYSIS.md). A module with relaxed-simd instructions does not load
@@ -110,9 +108,12 @@ build() {
     fi
     mv "$out/agegender_bg.wasm" www/pkg/agegender_relaxed_bg.wasm
     rm -rf "$out"
-    wasm=www/pkg/agegender_relaxed_bg.wasm
-    printf 'relaxed-simd wasm size: %s bytes raw, %s bytes gzip -9\n' \
-        "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)" >&2
+    wasm_size "relaxed-simd wasm size" www/pkg/agegender_relaxed_bg.wasm
+}
+
+# "LABEL: N bytes raw, M bytes gzip -9" for a built module.
+wasm_size() {
+    printf '%s: %s bytes raw, %s bytes gzip -9\n' "$1" "$(wc -c <"$2")" "$(gzip -9 -c "$2" | wc -c)" >&2
 }
 
 serve() {
