@@ -122,6 +122,14 @@ impl Pipeline {
 
     /// Finds the faces in `img` and estimates age and gender for each one large enough.
     pub fn analyze(&self, img: &RgbImage, opts: &Options) -> Result<Analysis> {
+        let found = self.find(img, opts)?;
+        let mirror = opts.mirror;
+        self.estimate(found, |_| Some(mirror))
+    }
+
+    /// The first half of [`Pipeline::analyze`]: faces found, aligned and checked, in reading
+    /// order, without estimates. [`Pipeline::estimate`] classifies them, all or some.
+    pub fn find<'a>(&self, img: &'a RgbImage, opts: &Options) -> Result<Found<'a>> {
         opts.validate()?;
         let (width, height) = img.dimensions();
         // Huge photos are analysed downscaled; results are mapped back to `img`'s pixels.
@@ -129,47 +137,83 @@ impl Pipeline {
         let mut dets = self.detector.detect(&work, &opts.detect)?;
         dets.truncate(opts.max_faces);
 
-        let mut faces = Vec::with_capacity(dets.len());
-        let mut crops = Vec::new();
-        let mut to_classify = Vec::new();
-        // Sharpness thresholds are set on 64-pixel crops, whatever size the classifier takes.
-        let size = self
-            .classifier
-            .as_ref()
-            .map_or(preprocess::INPUT_SIZE, Classifier::input_size);
-        for det in &dets {
-            let crop = align::crop(&work, det, preprocess::INPUT_SIZE);
-            let sharpness = sharpness(&crop);
+        let mut found: Vec<(Face, Option<Detection>)> = Vec::with_capacity(dets.len());
+        for det in dets {
+            // Sharpness thresholds are set on 64-pixel crops, whatever size the classifier takes.
+            let sharpness = sharpness(&align::crop(&work, &det, preprocess::INPUT_SIZE));
             // Judged on the pixels actually available: the (possibly downscaled) working image.
-            let too_small = align::face_scale(det) < opts.min_eye_distance;
-            if !too_small {
-                to_classify.push(faces.len());
-                crops.push(if size == preprocess::INPUT_SIZE {
-                    crop
-                } else {
-                    align::crop(&work, det, size)
-                });
-            }
-            faces.push(to_face(det, k, width, height, too_small, sharpness, opts));
+            let too_small = align::face_scale(&det) < opts.min_eye_distance;
+            let face = to_face(&det, k, width, height, too_small, sharpness, opts);
+            found.push((face, (!too_small).then_some(det)));
         }
-        if let Some(classifier) = &self.classifier {
-            for (i, est) in to_classify
-                .into_iter()
-                .zip(classifier.classify_with(&crops, opts.mirror)?)
-            {
-                faces[i].estimate = Some(est);
-            }
-        }
-        faces.sort_by(|a, b| {
+        found.sort_by(|(a, _), (b, _)| {
             let cx = |f: &Face| f.box_px[0] + f.box_px[2] / 2.0;
             cx(a).total_cmp(&cx(b))
         });
-        Ok(Analysis {
-            width,
-            height,
-            faces,
+        let (faces, dets) = found.into_iter().unzip();
+        Ok(Found {
+            analysis: Analysis {
+                width,
+                height,
+                faces,
+            },
+            work,
+            dets,
         })
     }
+
+    /// The second half of [`Pipeline::analyze`]: classifies the found faces for which `view`
+    /// (given the face's index) names a [`Mirror`] choice; the others keep `estimate: None`, as
+    /// do faces too small to classify and every face without a classifier. The webcam's tracker
+    /// classifies only some faces each frame ([`crate::track::Tracker::views`]).
+    pub fn estimate(
+        &self,
+        found: Found<'_>,
+        view: impl Fn(usize) -> Option<Mirror>,
+    ) -> Result<Analysis> {
+        let Found {
+            mut analysis,
+            work,
+            dets,
+        } = found;
+        let Some(classifier) = &self.classifier else {
+            return Ok(analysis);
+        };
+        // One batch per view, so each model run sees as many faces as it can.
+        const VIEWS: [Mirror; 3] = [Mirror::Average, Mirror::Plain, Mirror::Mirrored];
+        let mut batches: [(Vec<usize>, Vec<RgbImage>); 3] = Default::default();
+        // Crops only for the faces classified: the webcam's frames classify few of their faces.
+        for (i, det) in dets.iter().enumerate() {
+            if let (Some(det), Some(mirror)) = (det, view(i)) {
+                let b = &mut batches[VIEWS.iter().position(|&v| v == mirror).unwrap_or(0)];
+                b.0.push(i);
+                b.1.push(align::crop(&work, det, classifier.input_size()));
+            }
+        }
+        for (mirror, (ix, batch)) in VIEWS.into_iter().zip(batches) {
+            if ix.is_empty() {
+                continue;
+            }
+            for (i, est) in ix
+                .into_iter()
+                .zip(classifier.classify_with(&batch, mirror)?)
+            {
+                analysis.faces[i].estimate = Some(est);
+            }
+        }
+        Ok(analysis)
+    }
+}
+
+/// Faces found in an image, not yet classified ([`Pipeline::find`]).
+#[derive(Clone, Debug)]
+pub struct Found<'a> {
+    /// The faces in reading order, `estimate: None`.
+    pub analysis: Analysis,
+    /// The image the faces were detected in (the input, or a downscaled copy of a huge one).
+    work: std::borrow::Cow<'a, RgbImage>,
+    /// Each face's detection in `work`'s pixels; `None` for faces too small to classify.
+    dets: Vec<Option<Detection>>,
 }
 
 fn to_face(

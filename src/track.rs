@@ -6,11 +6,20 @@
 //! averaged with an exponential moving average whose weight follows the time between frames
 //! (`alpha = 1 - exp(-dt / time_constant_ms)`), so the smoothing is the same at 5 or 30 frames a
 //! second. Boxes are smoothed the same way with a shorter time constant, so they follow the face.
+//!
+//! Not every face is classified in every frame ([`Tracker::views`]): a new face at once (face
+//! and mirror image), then the tracked faces in turn, at most `estimates_per_frame` a frame and
+//! each at most every `refresh_ms`, each time with the other of its plain and mirrored views. A
+//! frame then costs one detector pass and at most about one classifier run however many faces
+//! are in view: estimates change slowly, boxes every frame.
 
 use serde::{Deserialize, Serialize};
 
+use crate::classify::Mirror;
 use crate::detect::nms::iou;
+use crate::error::Result;
 use crate::estimate::{Estimate, GENDER_MARGIN, GENDER_MIN_AGE};
+use crate::pipeline::{Options, Pipeline};
 use crate::results::{Analysis, Face};
 
 /// Tracker settings.
@@ -25,6 +34,13 @@ pub struct TrackOptions {
     pub box_time_constant_ms: f64,
     /// Frames a track survives without a matching face (a blink, a missed detection).
     pub max_missed: u32,
+    /// Tracked faces classified again in each frame, those with the oldest estimates first (new
+    /// faces are classified in the frame they appear, on top of these).
+    pub estimates_per_frame: usize,
+    /// A tracked face is classified again only once its estimate is at least this old: more
+    /// often adds little to an average over `time_constant_ms`, and a frame without a
+    /// classifier run costs the detector alone.
+    pub refresh_ms: f64,
 }
 
 impl Default for TrackOptions {
@@ -34,6 +50,8 @@ impl Default for TrackOptions {
             time_constant_ms: 800.0,
             box_time_constant_ms: 80.0,
             max_missed: 5,
+            estimates_per_frame: 1,
+            refresh_ms: 150.0,
         }
     }
 }
@@ -68,6 +86,8 @@ struct Track {
     estimate_frames: u32,
     missed: u32,
     last_ms: f64,
+    /// When its estimate was last updated (`None`: it has none yet).
+    estimate_ms: Option<f64>,
 }
 
 /// Follows faces across frames. One per video stream; `reset` when the stream changes.
@@ -138,28 +158,95 @@ impl Tracker {
         self.tracks.is_empty()
     }
 
-    /// Adds the faces of the frame taken at `time_ms` (any monotonic clock, e.g.
-    /// `performance.now()`) and returns them with their tracks' smoothed figures.
-    pub fn update(&mut self, analysis: &Analysis, time_ms: f64) -> TrackedFrame {
-        let opts = self.options;
-        // Every (track, face) pair that overlaps enough, best first.
+    /// Analyses a video frame taken at `time_ms` and adds it: the pipeline finds the faces,
+    /// classifies those [`Tracker::views`] names (`opts.mirror` is not used), and the frame's
+    /// analysis (estimates only for those faces) goes to [`Tracker::update`].
+    pub fn analyze(
+        &mut self,
+        pipeline: &Pipeline,
+        img: &image::RgbImage,
+        opts: &Options,
+        time_ms: f64,
+    ) -> Result<(Analysis, TrackedFrame)> {
+        let found = pipeline.find(img, opts)?;
+        let views = self.views(&found.analysis.faces, time_ms);
+        let analysis = pipeline.estimate(found, |i| views.get(i).copied().flatten())?;
+        let frame = self.update(&analysis, time_ms);
+        Ok((analysis, frame))
+    }
+
+    /// For each face of the frame taken at `time_ms` (about to be given to [`Tracker::update`]):
+    /// whether to classify it in this frame, and with which view. A face too small for an
+    /// estimate: no. A face with no track yet, or whose track has no estimate: both views
+    /// averaged. Of the others whose estimate is `refresh_ms` old, the `estimates_per_frame`
+    /// with the oldest estimates: the view their track had not last time.
+    pub fn views(&self, faces: &[Face], time_ms: f64) -> Vec<Option<Mirror>> {
+        let track_of_face = self.assign(faces);
+        let mut views = vec![None; faces.len()];
+        let mut due: Vec<(f64, usize, Mirror)> = Vec::new();
+        for (f, face) in faces.iter().enumerate() {
+            if face.quality.too_small {
+                continue;
+            }
+            match track_of_face[f].map(|t| &self.tracks[t]) {
+                Some(Track {
+                    estimate_ms: Some(ms),
+                    estimate_frames,
+                    ..
+                }) => {
+                    // (A clock gone wrong, NaN, counts as due.)
+                    if time_ms - ms < self.options.refresh_ms {
+                        continue;
+                    }
+                    let view = if estimate_frames % 2 == 1 {
+                        Mirror::Mirrored
+                    } else {
+                        Mirror::Plain
+                    };
+                    due.push((*ms, f, view));
+                }
+                _ => views[f] = Some(Mirror::Average),
+            }
+        }
+        due.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, f, view) in due.into_iter().take(self.options.estimates_per_frame) {
+            views[f] = Some(view);
+        }
+        views
+    }
+
+    /// Each face's track, if it continues one: every (track, face) pair that overlaps enough,
+    /// paired greedily, best overlap first.
+    fn assign(&self, faces: &[Face]) -> Vec<Option<usize>> {
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (t, track) in self.tracks.iter().enumerate() {
-            for (f, face) in analysis.faces.iter().enumerate() {
+            for (f, face) in faces.iter().enumerate() {
                 let overlap = iou(&track.face.box_norm, &face.box_norm);
-                if overlap >= opts.min_iou {
+                if overlap >= self.options.min_iou {
                     pairs.push((overlap, t, f));
                 }
             }
         }
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut track_of_face: Vec<Option<usize>> = vec![None; analysis.faces.len()];
+        let mut track_of_face: Vec<Option<usize>> = vec![None; faces.len()];
         let mut track_used = vec![false; self.tracks.len()];
         for (_, t, f) in pairs {
             if !track_used[t] && track_of_face[f].is_none() {
                 track_used[t] = true;
                 track_of_face[f] = Some(t);
             }
+        }
+        track_of_face
+    }
+
+    /// Adds the faces of the frame taken at `time_ms` (any monotonic clock, e.g.
+    /// `performance.now()`) and returns them with their tracks' smoothed figures.
+    pub fn update(&mut self, analysis: &Analysis, time_ms: f64) -> TrackedFrame {
+        let opts = self.options;
+        let track_of_face = self.assign(&analysis.faces);
+        let mut track_used = vec![false; self.tracks.len()];
+        for t in track_of_face.iter().flatten() {
+            track_used[*t] = true;
         }
 
         for (t, track) in self.tracks.iter_mut().enumerate() {
@@ -172,9 +259,13 @@ impl Tracker {
             let t = match track_of_face[f] {
                 Some(t) => {
                     let track = &mut self.tracks[t];
-                    let dt = time_ms - track.last_ms;
-                    let a_box = alpha(dt, opts.box_time_constant_ms);
-                    let a_est = alpha(dt, opts.time_constant_ms);
+                    let a_box = alpha(time_ms - track.last_ms, opts.box_time_constant_ms);
+                    // Weighted by the time since the last estimate, not the last frame: faces
+                    // are not classified in every frame.
+                    let a_est = alpha(
+                        time_ms - track.estimate_ms.unwrap_or(f64::NAN),
+                        opts.time_constant_ms,
+                    );
                     let s = &mut track.face;
                     mix_box(&mut s.box_px, &face.box_px, a_box);
                     mix_box(&mut s.box_norm, &face.box_norm, a_box);
@@ -190,6 +281,7 @@ impl Tracker {
                             None => *new,
                         });
                         track.estimate_frames += 1;
+                        track.estimate_ms = Some(time_ms);
                     }
                     track.frames += 1;
                     track.missed = 0;
@@ -204,6 +296,7 @@ impl Tracker {
                         estimate_frames: u32::from(face.estimate.is_some()),
                         missed: 0,
                         last_ms: time_ms,
+                        estimate_ms: face.estimate.is_some().then_some(time_ms),
                     });
                     self.next_id = self.next_id.wrapping_add(1).max(1);
                     self.tracks.len() - 1
@@ -374,6 +467,81 @@ mod tests {
         assert_eq!(f.faces[0].face.estimate.unwrap().age, 40.0);
         let f = tr.update(&frame(vec![face(0.1, 40.0, 0.9)]), 100.0);
         assert_eq!(f.faces[0].face.estimate.unwrap().age, 40.0);
+    }
+
+    #[test]
+    fn new_faces_get_both_views_then_tracked_faces_take_turns() {
+        let mut tr = Tracker::new(TrackOptions::default());
+        let mut small = face(0.8, 30.0, 0.5);
+        small.quality.too_small = true;
+        small.estimate = None;
+        let faces = vec![face(0.1, 30.0, 0.9), face(0.4, 50.0, 0.1), small];
+        assert_eq!(
+            tr.views(&faces, 0.0),
+            [Some(Mirror::Average), Some(Mirror::Average), None]
+        );
+        tr.update(&frame(faces.clone()), 0.0);
+        // Not again within `refresh_ms`.
+        assert_eq!(tr.views(&faces, 100.0), [None, None, None]);
+        // Then one tracked face a frame, the one estimated longest ago, each with its other
+        // view; a newcomer is classified at once on top of that.
+        let mut seen = Vec::new();
+        for (i, t) in [200.0, 400.0, 600.0, 800.0].into_iter().enumerate() {
+            let mut now = faces.clone();
+            if i == 2 {
+                now.push(face(0.6, 20.0, 0.5));
+            }
+            let views = tr.views(&now, t);
+            let chosen: Vec<usize> = (0..2).filter(|&f| views[f].is_some()).collect();
+            assert_eq!(chosen.len(), 1, "{views:?}");
+            assert_eq!(views[2], None);
+            if i == 2 {
+                assert_eq!(views[3], Some(Mirror::Average));
+            }
+            seen.push((chosen[0], views[chosen[0]]));
+            let mut analysed = now.clone();
+            for (f, v) in analysed.iter_mut().zip(&views) {
+                if v.is_none() {
+                    f.estimate = None;
+                }
+            }
+            tr.update(&frame(analysed), t);
+        }
+        assert_eq!(
+            seen,
+            [
+                (0, Some(Mirror::Mirrored)),
+                (1, Some(Mirror::Mirrored)),
+                (0, Some(Mirror::Plain)),
+                (1, Some(Mirror::Plain)),
+            ]
+        );
+        let two = TrackOptions {
+            estimates_per_frame: 2,
+            ..TrackOptions::default()
+        };
+        let mut tr = Tracker::new(two);
+        tr.update(&frame(faces.clone()), 0.0);
+        assert_eq!(tr.views(&faces, 200.0).iter().flatten().count(), 2);
+        // A clock gone wrong does not stop the estimates.
+        assert_eq!(tr.views(&faces, f64::NAN).iter().flatten().count(), 2);
+    }
+
+    #[test]
+    fn estimates_are_weighted_by_the_time_since_the_last_estimate() {
+        let mut tr = Tracker::new(TrackOptions::default());
+        tr.update(&frame(vec![face(0.1, 30.0, 0.9)]), 0.0);
+        // Frames without an estimate move the box, not the estimate's clock...
+        let mut bare = face(0.1, 0.0, 0.0);
+        bare.estimate = None;
+        for t in [100.0, 200.0, 300.0] {
+            tr.update(&frame(vec![bare.clone()]), t);
+        }
+        // ...so an estimate 800 ms after the last one weighs 1 - 1/e, as if every frame had one.
+        let f = tr.update(&frame(vec![face(0.1, 50.0, 0.9)]), 800.0);
+        let age = f.faces[0].face.estimate.unwrap().age;
+        let expected = 30.0 + 20.0 * (1.0 - (-1.0f32).exp());
+        assert!((age - expected).abs() < 1e-3, "{age} against {expected}");
     }
 
     #[test]

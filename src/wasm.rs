@@ -12,6 +12,8 @@
 //! ageGate(analysis, 18);                            // [{ decision, threshold, reason }] per face
 //! const tracker = new Tracker();                    // webcam: per-face ids and smoothing
 //! const frame = tracker.update(analysis, performance.now()); // { width, height, faces: [{ id, ... }] }
+//! const { frame } = analyzer.analyzeTracked(rgba, width, height, {}, tracker, performance.now());
+//!                                                   // the same, classifying only the faces due
 //! ```
 
 use serde::de::DeserializeOwned;
@@ -22,7 +24,7 @@ use crate::embedded;
 use crate::estimate::Calibration;
 use crate::pipeline::{Options, Pipeline};
 use crate::results::Analysis;
-use crate::track::{TrackOptions, Tracker as RustTracker};
+use crate::track::{TrackOptions, TrackedFrame, Tracker as RustTracker};
 use crate::verify::{self, Claim, FaceEvidence, GateRules, VerifyRules};
 
 /// Face analysis with the models embedded in the module.
@@ -60,6 +62,28 @@ impl Analyzer {
         to_js(&analysis)
     }
 
+    /// A webcam frame: like `analyze`, but only the faces `tracker` asks for are classified
+    /// (new faces, and one tracked face per frame in turn; `options.mirror` is not used), and the
+    /// frame, taken at `time_ms`, is added to `tracker`. Returns `{ analysis, frame }`: this
+    /// frame's analysis (estimates only for the faces classified) and `tracker.update`'s result.
+    #[wasm_bindgen(js_name = analyzeTracked)]
+    pub fn analyze_tracked(
+        &self,
+        rgba: &[u8],
+        width: u32,
+        height: u32,
+        options: JsValue,
+        tracker: &mut Tracker,
+        time_ms: f64,
+    ) -> Result<JsValue, JsError> {
+        let options: Options = from_js_or_default(options)?;
+        let img = crate::decode::rgba_to_rgb(rgba, width, height)?;
+        let (analysis, frame) = tracker
+            .inner
+            .analyze(&self.pipeline, &img, &options, time_ms)?;
+        to_js(&TrackedAnalysis { analysis, frame })
+    }
+
     /// Makes the detector ready for `options`' working size (see [`Options`]) and for its second
     /// look at tilted faces now, so that no image waits for them; the default size is ready
     /// from the start.
@@ -82,6 +106,13 @@ impl Analyzer {
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
+}
+
+/// What [`Analyzer::analyze_tracked`] returns.
+#[derive(Serialize)]
+struct TrackedAnalysis {
+    analysis: Analysis,
+    frame: TrackedFrame,
 }
 
 /// What [`Analyzer::model_info`] reports.

@@ -292,3 +292,33 @@ fn real_classifier_estimates_every_large_face() {
         }
     }
 }
+
+/// The webcam path (`Tracker::analyze`) on a still photo: the first frame classifies every face
+/// as a photo's analysis does (same estimates), later frames (200 ms apart, more than
+/// `refresh_ms`) one face each, in turn, while every tracked face keeps an estimate.
+#[test]
+fn webcam_frames_classify_new_faces_then_one_face_each() {
+    let Some(root) = data_dir() else { return };
+    let pipeline = agegender::embedded::pipeline().expect("pipeline");
+    let img = decode::open(root.join("photos/group-2.jpg")).expect("photo");
+    let opts = Options::default();
+    let photo = pipeline.analyze(&img, &opts).expect("analyze");
+    let n = photo.faces.iter().filter(|f| f.estimate.is_some()).count();
+    assert!(n >= 3, "{n} faces classified");
+    let mut tracker = agegender::track::Tracker::default();
+    let (first, frame) = tracker.analyze(&pipeline, &img, &opts, 0.0).expect("frame");
+    assert_eq!(first, photo, "the first frame is the photo's analysis");
+    assert!(frame.faces.iter().all(|f| f.estimate_frames == 1));
+    for i in 1..=2 * n {
+        let (a, frame) = tracker
+            .analyze(&pipeline, &img, &opts, 200.0 * i as f64)
+            .expect("frame");
+        assert_eq!(a.faces.iter().filter(|f| f.estimate.is_some()).count(), 1);
+        assert_eq!(frame.faces.len(), photo.faces.len());
+        assert!(frame.faces.iter().all(|f| f.face.estimate.is_some()));
+    }
+    // Each face was classified again twice in 2n frames.
+    let (_, frame) = tracker.analyze(&pipeline, &img, &opts, 1e4).expect("frame");
+    let counts: Vec<u32> = frame.faces.iter().map(|f| f.estimate_frames).collect();
+    assert!(counts.iter().all(|&c| (3..=4).contains(&c)), "{counts:?}");
+}

@@ -346,3 +346,47 @@ fn tracker_keeps_ids_and_smooths() {
     assert!(Tracker::new(claim(r#"{"max_missed": 0}"#)).is_ok());
     assert!(tracker.update(JsValue::from_str("frame"), 0.0).is_err());
 }
+
+#[wasm_bindgen_test]
+fn webcam_frames_are_analysed_and_tracked_in_one_call() {
+    ANALYZER.with(|a| {
+        let mut tracker = Tracker::new(JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .unwrap();
+        let rgba = common::synthetic_scene_rgba();
+        let (w, h) = (common::SCENE_WIDTH, common::SCENE_HEIGHT);
+        let photo = scene(a).unwrap_or_else(|e| panic!("{}", message(&e)));
+        let mut frames = Vec::new();
+        for t in [0.0, 200.0, 400.0, 450.0] {
+            let out = a
+                .analyze_tracked(&rgba, w, h, JsValue::UNDEFINED, &mut tracker, t)
+                .map_err(JsValue::from)
+                .unwrap_or_else(|e| panic!("{}", message(&e)));
+            frames.push((get(&out, "analysis"), get(&out, "frame")));
+        }
+        let face = |v: &JsValue| js_sys::Array::from(&get(v, "faces")).get(0);
+        let age = |f: &JsValue| {
+            let estimate = get(f, "estimate");
+            (!estimate.is_null()).then(|| get(&estimate, "age").as_f64())?
+        };
+        // The first frame is the photo's analysis; the lone face is classified again once its
+        // estimate is `refresh_ms` (150) old, not sooner, and keeps its id and estimate.
+        assert_eq!(age(&face(&frames[0].0)), age(&face(&photo)));
+        for (i, (analysis, frame)) in frames.iter().enumerate() {
+            assert_eq!(age(&face(analysis)).is_some(), i < 3, "frame {i}");
+            assert_eq!(get(&face(frame), "id").as_f64(), Some(1.0));
+            assert!(age(&face(frame)).is_some());
+        }
+        assert_eq!(
+            get(&face(&frames[3].1), "estimate_frames").as_f64(),
+            Some(3.0)
+        );
+        assert_eq!(tracker.size(), 1);
+        // Bad input is an error, and the tracker keeps working.
+        assert!(
+            a.analyze_tracked(&rgba[..7], w, h, JsValue::UNDEFINED, &mut tracker, 300.0)
+                .is_err()
+        );
+        assert_eq!(tracker.size(), 1);
+    });
+}

@@ -1,8 +1,9 @@
 // Runs the wasm pipeline off the main thread. Loads the module and its embedded models once, then
 // answers requests:
 //   { id, type: 'analyze' (default), rgba: ArrayBuffer, width, height, options,
-//     claim?, gate?, track?, time? }   analyse one image; with `track`, feed the webcam tracker
-//                                      (`time`: the frame's performance.now()); with `claim`
+//     claim?, gate?, track?, time? }   analyse one image; with `track`, a webcam frame for the
+//                                      tracker, which classifies only the faces due (`time`: the
+//                                      frame's performance.now()); with `claim`
 //                                      ({ age?, gender? }) / `gate` (years), also check the faces
 //   { id, type: 'check', analysis, claim?, gate? }   check an earlier result again (new settings)
 //   { id, type: 'track-reset' }        forget the tracked faces (webcam started again)
@@ -175,11 +176,15 @@ self.onmessage = async ({ data }) => {
     const { rgba, width, height, options } = data;
     if (!data.track) postMessage({ status: 'running', id });
     const t0 = performance.now();
-    const result = analyzer.analyze(new Uint8Array(rgba), width, height, options ?? {});
+    let result;
     let tracked = null;
     if (data.track) {
+      // The tracker picks the faces to classify in this frame (new ones, then one in turn).
       tracker ??= new Tracker();
-      tracked = tracker.update(result, data.time ?? t0);
+      ({ analysis: result, frame: tracked } = analyzer.analyzeTracked(
+        new Uint8Array(rgba), width, height, options ?? {}, tracker, data.time ?? t0));
+    } else {
+      result = analyzer.analyze(new Uint8Array(rgba), width, height, options ?? {});
     }
     const ms = performance.now() - t0;
     if (analysed++ === 0) postMessage({ status: 'phase', phase: 'firstAnalysis', ms });

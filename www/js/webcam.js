@@ -1,8 +1,10 @@
-// The live webcam: frames at most WEBCAM_SIDE px go to the worker's tracker. A video frame that
-// arrives while the worker is busy is dropped, not queued; but shortly before the worker is due
-// to finish, the newest frame is read and sent, so it waits in the worker's queue instead of the
-// worker idling while the page waits for, reads and sends a frame. The tracked faces are drawn on
-// an overlay.
+// The live webcam: frames at most WEBCAM_SIDE px go to the worker's tracker, which finds the faces
+// in every frame but classifies only new faces and one tracked face per frame, in turn
+// (src/track.rs), so a frame costs about one classifier run however many faces are in view. A
+// video frame that arrives while the worker is busy is dropped, not queued; but shortly before the
+// worker is due to finish, the newest frame is read and sent, so it waits in the worker's queue
+// instead of the worker idling while the page waits for, reads and sends a frame. The tracked
+// faces are drawn on an overlay.
 
 import { drawFaces } from './draw.js';
 import { emit } from './events.js';
@@ -16,9 +18,6 @@ const WEBCAM_SIDE = 640;
 /** Frames are detected on a 320 px canvas (a quarter of a photo's cost): faces at arm's length
  * stay 40-60 px there, and the frame rate is what the webcam needs most. */
 const WEBCAM_OPTIONS = { detect: { working_size: 320 } };
-/** One classifier run per face and frame (half a photo's cost), the face as it is and mirrored
- * on alternate frames: the tracker's average over frames stands in for a photo's mirror average. */
-const MIRRORS = ['plain', 'mirrored'];
 /** How long before the worker is due to finish (by its last analysis time) the next frame is
  * sent: about what reading and sending a frame takes. With two faces at 640x480, paired against
  * sending only to an idle worker: 1.08-1.22x the frames analysed per second, each shown about
@@ -39,7 +38,6 @@ const cam = {
   lastMs: 0, // the worker's time for the last frame
   early: 0, // timer that sends the next frame before the worker finishes
   frames: 0, // analysed
-  sent: 0, // sent to the worker
   dropped: 0, // skipped while the worker was busy
   fps: 0,
   lastDone: 0,
@@ -70,7 +68,7 @@ async function start() {
     return;
   }
   // (`inFlight` is not reset: frames sent before a stop still come back and count down.)
-  Object.assign(cam, { frames: 0, sent: 0, dropped: 0, fps: 0, lastDone: 0 });
+  Object.assign(cam, { frames: 0, dropped: 0, fps: 0, lastDone: 0 });
   await ask({ type: 'track-reset' }).catch(() => {});
   // The detector's plan for the webcam's size is made now, not on the first frame.
   await ask({ type: 'prepare', options: WEBCAM_OPTIONS }).catch(() => {});
@@ -131,9 +129,8 @@ function send() {
   // An idle worker starts on this frame now: send the next one shortly before it is done.
   if (cam.inFlight++ === 0) sendNextBeforeDone();
   const request = checkRequest();
-  const options = { ...WEBCAM_OPTIONS, mirror: MIRRORS[cam.sent++ % MIRRORS.length] };
   let answered = false;
-  analyze(rgba, width, height, request, { track: true, time: performance.now(), options })
+  analyze(rgba, width, height, request, { track: true, time: performance.now(), options: WEBCAM_OPTIONS })
     .then((reply) => {
       answered = true;
       cam.lastMs = reply.ms;
