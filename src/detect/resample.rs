@@ -67,42 +67,35 @@ pub(crate) fn into_bgr_planes(
     }
     let cols = weights(width, out_w, filter);
     let rows = weights(height, out_h, filter);
-    // Horizontal pass over the input rows the vertical pass will read, into f32 RGB rows.
-    let needed_from = rows.first().map_or(0, |r| r.0);
-    let needed_to = rows.last().map_or(0, |r| r.0 + r.1.len());
-    let mut tmp = vec![0f32; (needed_to - needed_from) * out_w * 3];
-    for y in needed_from..needed_to {
-        let row = &src[y * width * 3..(y + 1) * width * 3];
-        let out = &mut tmp[(y - needed_from) * out_w * 3..(y - needed_from + 1) * out_w * 3];
-        for ((first, w), o) in cols.iter().zip(out.chunks_exact_mut(3)) {
-            let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
-            let taps = &row[first * 3..(first + w.len()) * 3];
-            for (&wk, p) in w.iter().zip(taps.chunks_exact(3)) {
-                r += wk * f32::from(p[0]);
-                g += wk * f32::from(p[1]);
-                b += wk * f32::from(p[2]);
-            }
-            o.copy_from_slice(&[r, g, b]);
-        }
-    }
-    // Vertical pass: weighted sums of those rows, straight into the planes.
+    // The vertical pass first: each output row is a weighted sum of a few whole input rows, one
+    // contiguous loop over `width * 3` values; the horizontal pass, whose taps are gathered per
+    // output pixel, then runs over the `out_h` output rows only instead of every input row.
     let plane = side * side;
-    let mut acc = vec![0f32; out_w * 3];
+    let mut acc = vec![0f32; width * 3];
     for (y, (first, w)) in rows.iter().enumerate() {
-        acc.iter_mut().for_each(|v| *v = 0.0);
+        acc.fill(0.0);
         for (k, &wk) in w.iter().enumerate() {
-            let at = (first + k - needed_from) * out_w * 3;
-            for (a, &t) in acc.iter_mut().zip(&tmp[at..at + out_w * 3]) {
-                *a += wk * t;
+            let at = (first + k) * width * 3;
+            for (a, &p) in acc.iter_mut().zip(&src[at..at + width * 3]) {
+                *a += wk * f32::from(p);
             }
         }
         let at = (y + oy) * side + ox;
-        for (x, p) in acc.chunks_exact(3).enumerate() {
-            // Rounded to bytes, as an 8-bit resized image would be; BGR plane order.
-            let q = |v: f32| v.round().clamp(0.0, 255.0);
-            planes[at + x] = q(p[2]);
-            planes[plane + at + x] = q(p[1]);
-            planes[2 * plane + at + x] = q(p[0]);
+        for (x, (first, w)) in cols.iter().enumerate() {
+            let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
+            let taps = &acc[first * 3..(first + w.len()) * 3];
+            for (&wk, p) in w.iter().zip(taps.chunks_exact(3)) {
+                r += wk * p[0];
+                g += wk * p[1];
+                b += wk * p[2];
+            }
+            // Rounded to bytes, as an 8-bit resized image would be; BGR plane order. The sums
+            // are never negative, so `floor(v + 0.5)` rounds as `round` does, and wasm has an
+            // instruction for it where `round` is a libm call.
+            let q = |v: f32| (v + 0.5).floor().min(255.0);
+            planes[at + x] = q(b);
+            planes[plane + at + x] = q(g);
+            planes[2 * plane + at + x] = q(r);
         }
     }
 }
