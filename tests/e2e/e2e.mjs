@@ -644,6 +644,7 @@ async function checkWebcam() {
         stats: document.getElementById('webcam-stats').textContent,
         ids: frame.faces.map((f) => f.id),
         trackFrames: frame.faces.map((f) => f.frames),
+        estimateFrames: frame.faces.map((f) => f.estimate_frames),
         ages: frame.faces.map((f) => f.estimate?.age),
         gates: (gates ?? []).map((g) => g.decision),
         items: document.querySelectorAll('#webcam-faces li').length,
@@ -661,6 +662,11 @@ async function checkWebcam() {
       assert.equal(state.ids.length, 2, `faces in the webcam still: ${state.ids}`);
       assert.deepEqual(state.ids, first, 'ids kept across frames');
       assert.ok(Math.min(...state.trackFrames) >= 10, `tracks span the frames: ${state.trackFrames}`);
+      // Both faces classified in the first frame, then at most one face a frame (src/track.rs),
+      // and each face again now and then.
+      const estimates = state.estimateFrames.reduce((a, b) => a + b, 0);
+      assert.ok(estimates <= Math.max(...state.trackFrames) + 1, `at most one face classified a frame: ${state.estimateFrames} of ${state.trackFrames}`);
+      assert.ok(Math.min(...state.estimateFrames) >= 2, `each face classified again: ${state.estimateFrames}`);
       assert.notEqual(state.gates[0], 'clearly_under', 'adult');
       assert.equal(state.gates[1], 'clearly_under', 'child');
     }
@@ -674,6 +680,8 @@ async function checkWebcam() {
       frames: state.frames,
       dropped: state.dropped,
       ids: state.ids,
+      trackFrames: state.trackFrames,
+      estimateFrames: state.estimateFrames,
       ages: state.ages.map((a) => a && Math.round(a)),
       gates: state.gates,
     };
