@@ -2,7 +2,7 @@
 //! geometry, input size and normalisation. Training and serving both go through [`warp`] and
 //! [`to_nchw`], so they cannot drift apart.
 
-use image::{RgbImage, imageops};
+use image::RgbImage;
 
 /// Side of the square classifier input the trainer uses unless told otherwise, in pixels. A
 /// model's own size is in its ONNX input shape (`Classifier::input_size`) and its card.
@@ -103,7 +103,7 @@ impl Similarity {
 
 /// Resamples `src` into a `size` x `size` image through `m` (bilinear, edges replicated).
 /// Where the map shrinks the source by more than 1.5x, the covered region is first
-/// downscaled with a proper filter (`image`'s triangle resize) so small crops do not alias.
+/// downscaled with a proper filter (the tent of `detect::resample`) so small crops do not alias.
 pub fn warp(src: &RgbImage, m: &Similarity, size: u32) -> RgbImage {
     let (w, h) = src.dimensions();
     if w == 0 || h == 0 || size == 0 {
@@ -149,8 +149,13 @@ pub fn warp(src: &RgbImage, m: &Similarity, size: u32) -> RgbImage {
                 ((cw as f32 / scale).round() as u32).max(1),
                 ((ch as f32 / scale).round() as u32).max(1),
             );
-            let region = imageops::crop_imm(src, x0 as u32, y0 as u32, cw, ch).to_image();
-            let small = imageops::resize(&region, rw, rh, imageops::FilterType::Triangle);
+            let small = crate::detect::resample::resize_region(
+                src,
+                (x0 as u32, y0 as u32),
+                (cw, ch),
+                (rw, rh),
+                crate::detect::resample::Filter::Triangle,
+            );
             let (fx, fy) = (rw as f32 / cw as f32, rh as f32 / ch as f32);
             // Source pixel centre x maps to (x - x0 + 0.5) * fx - 0.5 in the small image.
             let affine = [

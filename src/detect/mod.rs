@@ -7,7 +7,7 @@
 
 pub mod nms;
 pub mod plans;
-mod resample;
+pub(crate) mod resample;
 pub mod yunet;
 
 use std::sync::Mutex;

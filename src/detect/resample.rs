@@ -1,10 +1,13 @@
-//! Downscaling a photo straight into the detector's input planes.
+//! Downscaling a photo straight into the detector's input planes, and a face's region before
+//! its crop is warped.
 //!
 //! Hand-written rather than `image::imageops::resize`, which measured 15-38 ms natively on the
 //! shared photos (it converts every pixel to RGBA f32 through generic code), or
 //! `fast_image_resize`, which measured as fast but added 320 KB gzipped to the wasm module (its
 //! kernels for every pixel type and CPU). This is one separable filter on RGB bytes, written into
 //! the BGR planes with no intermediate image.
+
+use image::RgbImage;
 
 /// Which filter a reduction uses.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,25 +65,95 @@ pub(crate) fn into_bgr_planes(
     side: usize,
     (ox, oy): (usize, usize),
 ) {
+    let plane = side * side;
+    let window = Window {
+        stride: width,
+        origin: (0, 0),
+        size: (width, height),
+    };
+    resample(src, window, (out_w, out_h), filter, |x, y, [r, g, b]| {
+        // BGR plane order.
+        let at = (y + oy) * side + ox + x;
+        planes[at] = to_byte(b);
+        planes[plane + at] = to_byte(g);
+        planes[2 * plane + at] = to_byte(r);
+    });
+}
+
+/// The `width` x `height` pixels at `origin` of `img`, downscaled to `out` with `filter` (the
+/// tent matches `imageops::resize` with `Triangle`, to within rounding): `preprocess::warp`'s
+/// first step for faces it shrinks a lot. `imageops::resize` took about 5x as long on a
+/// close-up's crops in the page's module (it converts the region to f32 RGBA through generic
+/// code, built for size there).
+pub(crate) fn resize_region(
+    img: &RgbImage,
+    origin: (u32, u32),
+    (width, height): (u32, u32),
+    (out_w, out_h): (u32, u32),
+    filter: Filter,
+) -> RgbImage {
+    let (w, h) = (out_w as usize, out_h as usize);
+    let mut out = vec![0u8; w * h * 3];
+    let fits = origin.0.saturating_add(width) <= img.width()
+        && origin.1.saturating_add(height) <= img.height();
+    if fits {
+        let window = Window {
+            stride: img.width() as usize,
+            origin: (origin.0 as usize, origin.1 as usize),
+            size: (width as usize, height as usize),
+        };
+        resample(img.as_raw(), window, (w, h), filter, |x, y, rgb| {
+            let at = (y * w + x) * 3;
+            for (o, v) in out[at..at + 3].iter_mut().zip(rgb) {
+                *o = to_byte(v) as u8;
+            }
+        });
+    }
+    RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
+}
+
+/// A rectangle of a row-major RGB byte image whose rows are `stride` pixels long.
+#[derive(Clone, Copy)]
+struct Window {
+    stride: usize,
+    origin: (usize, usize),
+    size: (usize, usize),
+}
+
+/// Rounded to a byte value, as an 8-bit resized image would be. The filter's sums are never
+/// negative, so `floor(v + 0.5)` rounds as `round` does, and wasm has an instruction for it
+/// where `round` is a libm call.
+fn to_byte(v: f32) -> f32 {
+    (v + 0.5).floor().min(255.0)
+}
+
+/// The separable filter: `put(x, y, [r, g, b])` for each of the `out_w` x `out_h` output pixels
+/// of `window`. The vertical pass first: each output row is a weighted sum of a few whole input
+/// rows, one contiguous loop; the horizontal pass, whose taps are gathered per output pixel,
+/// then runs over the output rows only instead of every input row.
+fn resample(
+    src: &[u8],
+    window: Window,
+    (out_w, out_h): (usize, usize),
+    filter: Filter,
+    mut put: impl FnMut(usize, usize, [f32; 3]),
+) {
+    let (width, height) = window.size;
     if width == 0 || height == 0 || out_w == 0 || out_h == 0 {
         return;
     }
     let cols = weights(width, out_w, filter);
     let rows = weights(height, out_h, filter);
-    // The vertical pass first: each output row is a weighted sum of a few whole input rows, one
-    // contiguous loop over `width * 3` values; the horizontal pass, whose taps are gathered per
-    // output pixel, then runs over the `out_h` output rows only instead of every input row.
-    let plane = side * side;
+    let (x0, y0) = window.origin;
     let mut acc = vec![0f32; width * 3];
     for (y, (first, w)) in rows.iter().enumerate() {
         acc.fill(0.0);
         for (k, &wk) in w.iter().enumerate() {
-            let at = (first + k) * width * 3;
+            let at = ((y0 + first + k) * window.stride + x0) * 3;
             for (a, &p) in acc.iter_mut().zip(&src[at..at + width * 3]) {
                 *a += wk * f32::from(p);
             }
         }
-        let at = (y + oy) * side + ox;
         for (x, (first, w)) in cols.iter().enumerate() {
             let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
             let taps = &acc[first * 3..(first + w.len()) * 3];
@@ -89,13 +162,7 @@ pub(crate) fn into_bgr_planes(
                 g += wk * p[1];
                 b += wk * p[2];
             }
-            // Rounded to bytes, as an 8-bit resized image would be; BGR plane order. The sums
-            // are never negative, so `floor(v + 0.5)` rounds as `round` does, and wasm has an
-            // instruction for it where `round` is a libm call.
-            let q = |v: f32| (v + 0.5).floor().min(255.0);
-            planes[at + x] = q(b);
-            planes[plane + at + x] = q(g);
-            planes[2 * plane + at + x] = q(r);
+            put(x, y, [r, g, b]);
         }
     }
 }
@@ -151,6 +218,25 @@ mod tests {
             let d = mean_diff(&ours, &theirs);
             assert!(d < 1.0, "{w}x{h}: mean difference {d}");
         }
+    }
+
+    #[test]
+    fn a_region_resizes_as_image_crates_triangle() {
+        let img = texture(301, 203);
+        let ours = resize_region(&img, (40, 30), (150, 120), (50, 40), Filter::Triangle);
+        let region = imageops::crop_imm(&img, 40, 30, 150, 120).to_image();
+        let theirs = imageops::resize(&region, 50, 40, imageops::FilterType::Triangle);
+        let d: f32 = ours
+            .as_raw()
+            .iter()
+            .zip(theirs.as_raw())
+            .map(|(a, b)| (f32::from(*a) - f32::from(*b)).abs())
+            .sum::<f32>()
+            / ours.as_raw().len() as f32;
+        assert!(d < 1.0, "mean difference {d}");
+        // A window past the image's edge gives black, not a panic.
+        let out = resize_region(&img, (300, 0), (5, 5), (2, 2), Filter::Triangle);
+        assert_eq!(out.as_raw(), &[0; 12]);
     }
 
     #[test]
