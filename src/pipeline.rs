@@ -179,18 +179,20 @@ impl Pipeline {
         let Some(classifier) = &self.classifier else {
             return Ok(analysis);
         };
-        // One batch per view, so each model run sees as many faces as it can.
-        const VIEWS: [Mirror; 3] = [Mirror::Average, Mirror::Plain, Mirror::Mirrored];
-        let mut batches: [(Vec<usize>, Vec<RgbImage>); 3] = Default::default();
-        // Crops only for the faces classified: the webcam's frames classify few of their faces.
-        for (i, det) in dets.iter().enumerate() {
-            if let (Some(det), Some(mirror)) = (det, view(i)) {
-                let b = &mut batches[VIEWS.iter().position(|&v| v == mirror).unwrap_or(0)];
-                b.0.push(i);
-                b.1.push(align::crop(&work, det, classifier.input_size()));
-            }
-        }
-        for (mirror, (ix, batch)) in VIEWS.into_iter().zip(batches) {
+        // One batch per view, so each model run sees as many faces as it can; crops only for
+        // the faces classified (the webcam's frames classify few of their faces).
+        for mirror in [Mirror::Average, Mirror::Plain, Mirror::Mirrored] {
+            let (ix, batch): (Vec<usize>, Vec<RgbImage>) = dets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| view(*i) == Some(mirror))
+                .filter_map(|(i, det)| {
+                    Some((
+                        i,
+                        align::crop(&work, det.as_ref()?, classifier.input_size()),
+                    ))
+                })
+                .unzip();
             if ix.is_empty() {
                 continue;
             }

@@ -1,6 +1,6 @@
 // The live webcam: frames at most WEBCAM_SIDE px go to the worker's tracker, which finds the faces
-// in every frame but classifies only new faces and one tracked face per frame, in turn
-// (src/track.rs), so a frame costs about one classifier run however many faces are in view. A
+// in every frame but classifies only new faces and at most one tracked face per frame, in turn
+// (src/track.rs), so a frame costs at most about one classifier run however many faces are in view. A
 // video frame that arrives while the worker is busy is dropped, not queued; but shortly before the
 // worker is due to finish, the newest frame is read and sent, so it waits in the worker's queue
 // instead of the worker idling while the page waits for, reads and sends a frame. The tracked
