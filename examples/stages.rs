@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 detector.run(input.clone())?;
                 t[1] += ms(s);
                 let s = Instant::now();
-                detector.detect_canvas(input, canvas.side, &detect)?;
+                detector.detect_canvas(input, &detect)?;
                 t[2] += ms(s);
                 let s = Instant::now();
                 let dets = detector.detect(&img, &detect)?;

@@ -57,9 +57,29 @@ fn constructs_and_reports_its_models() {
 fn the_webcam_working_size_is_prepared_and_used() {
     ANALYZER.with(|a| {
         let small = js_sys::JSON::parse(r#"{ "detect": { "working_size": 320 } }"#).expect("json");
-        a.prepare(small.clone())
+        // The plans for the scene's size (as the webcam does), then every shape one at a time
+        // (as the worker does while idle): a handful of calls, then nothing is missing.
+        a.prepare(
+            small.clone(),
+            Some(common::SCENE_WIDTH),
+            Some(common::SCENE_HEIGHT),
+        )
+        .map_err(JsValue::from)
+        .unwrap_or_else(|e| panic!("{}", message(&e)));
+        let mut calls = 1;
+        while a
+            .prepare_next(small.clone())
             .map_err(JsValue::from)
-            .unwrap_or_else(|e| panic!("{}", message(&e)));
+            .unwrap_or_else(|e| panic!("{}", message(&e)))
+        {
+            calls += 1;
+            assert!(calls < 10, "prepareNext never finishes");
+        }
+        assert!(
+            !a.prepare_next(small.clone())
+                .map_err(JsValue::from)
+                .expect("done")
+        );
         let rgba = common::synthetic_scene_rgba();
         let result = a
             .analyze(&rgba, common::SCENE_WIDTH, common::SCENE_HEIGHT, small)
@@ -69,7 +89,12 @@ fn the_webcam_working_size_is_prepared_and_used() {
         assert_eq!(faces.length(), 1, "the generated face, at 320 px too");
         let bad = js_sys::JSON::parse(r#"{ "detect": { "working_size": 8 } }"#).expect("json");
         let err = a
-            .prepare(bad)
+            .prepare(bad.clone(), None, None)
+            .map_err(JsValue::from)
+            .expect_err("too small");
+        assert!(message(&err).contains("working_size"), "{}", message(&err));
+        let err = a
+            .prepare_next(bad)
             .map_err(JsValue::from)
             .expect_err("too small");
         assert!(message(&err).contains("working_size"), "{}", message(&err));

@@ -7,6 +7,8 @@
 //                                      ({ age?, gender? }) / `gate` (years), also check the faces
 //   { id, type: 'check', analysis, claim?, gate? }   check an earlier result again (new settings)
 //   { id, type: 'track-reset' }        forget the tracked faces (webcam started again)
+//   { id, type: 'prepare', options, width?, height? }   make the detector's plans for these
+//                                      options (for images of this size) now
 // Replies:
 //   { status: 'loading', phase, loaded?, total? }   a load phase began: 'download' (repeated with
 //                                      `loaded`/`total` bytes), 'compile', 'prepare'
@@ -67,15 +69,17 @@ const ready = (async () => {
   // No warm-up inference: measured (bench/warmup.mjs), one delays "ready" by about 0.3 s and the
   // first result of a photo chosen at once comes no sooner.
   postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases, simd });
-  // The detector's second-look plan is made once the worker is idle, not before "ready": a
-  // request already queued runs first (and makes it itself if a tilted face needs it).
-  setTimeout(() => {
+  // The detector's plans (one per canvas shape, about 0.1 s each, and the second look's) are made
+  // one at a time while the worker is idle, not before "ready": a request that arrives meanwhile
+  // runs before the next one (and makes the plan it needs itself if that is not made yet).
+  const prepareNext = () => {
     try {
-      analyzer.prepare({});
+      if (analyzer.prepareNext({})) setTimeout(prepareNext, 0);
     } catch {
       // Made on first use instead.
     }
-  }, 0);
+  };
+  setTimeout(prepareNext, 0);
 })();
 // A failed load is reported once here and again to every request below.
 ready.catch((e) => postMessage({ status: 'failed', error: messageOf(e) }));
@@ -165,7 +169,7 @@ self.onmessage = async ({ data }) => {
       return;
     }
     if (type === 'prepare') {
-      analyzer.prepare(data.options ?? {});
+      analyzer.prepare(data.options ?? {}, data.width, data.height);
       postMessage({ id, result: null });
       return;
     }

@@ -117,35 +117,58 @@ impl DetectOptions {
     }
 }
 
-/// Where an image lies on the detector's square input canvas: scaled by `scale` to fit inside the
-/// margin (never enlarged), centred, with its top-left corner at `offset`.
+/// Where an image lies on the detector's input canvas: scaled by `scale` to fit inside the margin
+/// (never enlarged), centred, with its top-left corner at `offset`. The canvas is the working
+/// size wide; a landscape image's canvas is only as high as the smallest of [`short_sides`] that
+/// keeps the margin, so a 4:3 photo costs about 0.8x the detector time of the square canvas and
+/// a 16:9 one 0.7x, from a few fixed shapes whose plans are made once. Portrait images keep the
+/// square: in tract 0.23.9 a canvas higher than wide runs YuNet's depthwise convolutions about
+/// 5x slower (`ZoneScanner` loops innermost over the longest axis, there the strided one), so a
+/// 416x512 (width by height) canvas took 1.4x the square's time natively.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Canvas {
     pub scale: f32,
     pub offset: (u32, u32),
     /// The scaled image's size.
     pub content: (u32, u32),
-    /// The canvas side: the working size rounded up to the coarsest stride.
-    pub side: u32,
+    /// The canvas's width and height.
+    pub size: (u32, u32),
 }
 
 impl Canvas {
     /// The canvas for a `width` x `height` image.
     pub fn new(width: u32, height: u32, opts: &DetectOptions) -> Self {
         let side = canvas_side(opts.working_size);
-        let margin = (opts.margin.clamp(0.0, MAX_MARGIN) * side as f32).round() as u32;
+        let margin = margin_px(side, opts.margin);
         let room = side - 2 * margin;
         // Never enlarged: faces over about 400 canvas pixels are found less often (UTKFace's
         // 200x200 crops enlarged 2.56x: 249 of 253 found with no margin, against 253 at 1x).
         let scale = (room as f32 / width.max(height).max(1) as f32).min(1.0);
         let fit = |v: u32| ((v as f32 * scale).round() as u32).clamp(1, room);
         let content = (fit(width), fit(height));
+        // The height: the smallest short side that keeps the margin (the working size always
+        // does).
+        let height = short_sides(side, margin)
+            .into_iter()
+            .filter(|&s| s >= content.1 + 2 * margin)
+            .min()
+            .unwrap_or(side);
+        let size = (side, height);
         Self {
             scale,
-            offset: ((side - content.0) / 2, (side - content.1) / 2),
+            offset: ((size.0 - content.0) / 2, (size.1 - content.1) / 2),
             content,
-            side,
+            size,
         }
+    }
+
+    /// Every canvas size (width, height) images take at these options, the square first.
+    pub fn sizes(opts: &DetectOptions) -> Vec<(u32, u32)> {
+        let side = canvas_side(opts.working_size);
+        short_sides(side, margin_px(side, opts.margin))
+            .into_iter()
+            .map(|s| (side, s))
+            .collect()
     }
 
     /// A canvas point in image pixels.
@@ -160,8 +183,8 @@ impl Canvas {
     /// training format), black around it.
     pub fn input(&self, img: &RgbImage) -> Result<Tensor> {
         let (cw, ch) = (self.content.0 as usize, self.content.1 as usize);
-        let n = self.side as usize;
-        let mut data = vec![0.0f32; 3 * n * n];
+        let (w, h) = (self.size.0 as usize, self.size.1 as usize);
+        let mut data = vec![0.0f32; 3 * w * h];
         let filter = if cw * THUMBNAIL_RATIO <= img.width() as usize
             && ch * THUMBNAIL_RATIO <= img.height() as usize
         {
@@ -175,16 +198,44 @@ impl Canvas {
             (cw, ch),
             filter,
             &mut data,
-            n,
+            (w, h),
             (self.offset.0 as usize, self.offset.1 as usize),
         );
-        Tensor::from_shape(&[1, 3, n, n], &data).map_err(|e| Error::model("detector", e))
+        Tensor::from_shape(&[1, 3, h, w], &data).map_err(|e| Error::model("detector", e))
     }
 }
 
 /// The canvas side for a working size: a multiple of the coarsest stride.
 fn canvas_side(working_size: u32) -> u32 {
-    working_size.next_multiple_of(yunet::STRIDES[yunet::STRIDES.len() - 1])
+    working_size.next_multiple_of(COARSEST_STRIDE)
+}
+
+const COARSEST_STRIDE: u32 = yunet::STRIDES[yunet::STRIDES.len() - 1];
+
+/// The margin in canvas pixels.
+fn margin_px(side: u32, margin: f32) -> u32 {
+    (margin.clamp(0.0, MAX_MARGIN) * side as f32).round() as u32
+}
+
+/// Shapes (longer side over shorter) the canvas's shorter side is fitted to: photos from
+/// cameras and phones (4:3, 3:2) and video (16:9). A fixed few, so that a plan for each can be
+/// made ahead of the photos (each costs about 100 ms in the page).
+const ASPECTS: [f32; 3] = [4.0 / 3.0, 3.0 / 2.0, 16.0 / 9.0];
+
+/// The canvas's possible shorter sides at this side and margin, longest first: the side itself,
+/// then what an image of each of [`ASPECTS`] needs, rounded up to the coarsest stride.
+fn short_sides(side: u32, margin: u32) -> Vec<u32> {
+    let room = (side - 2 * margin) as f32;
+    let mut sides = vec![side];
+    for aspect in ASPECTS {
+        let s = ((room / aspect).round() as u32 + 2 * margin)
+            .next_multiple_of(COARSEST_STRIDE)
+            .min(side);
+        if !sides.contains(&s) {
+            sides.push(s);
+        }
+    }
+    sides
 }
 
 /// Reductions at least this large are box-averaged (see `Canvas::input`).
@@ -194,8 +245,8 @@ const THUMBNAIL_RATIO: usize = 3;
 pub struct Detector {
     model: TypedModel,
     /// Optimised plans by input height and width: tract plans for concrete shapes, and
-    /// optimising one takes about 40 ms natively, so each shape is optimised once
-    /// ([`Detector::prepare`]).
+    /// optimising one takes about 40 ms natively and 100 ms in the page, so each shape is
+    /// optimised once ([`Detector::prepare`]).
     plans: Mutex<Vec<((usize, usize), plans::Plan)>>,
     /// Per stride, the output indices of its class, objectness, box and keypoint tensors.
     outputs: [[usize; 4]; 3],
@@ -210,36 +261,68 @@ impl std::fmt::Debug for Detector {
 }
 
 impl Detector {
-    /// The embedded YuNet model, with the plan for the default working size made.
+    /// The embedded YuNet model.
     pub fn new() -> Result<Self> {
         Self::from_bytes(YUNET)
     }
 
-    /// Loads a YuNet model, a graph file or natively (feature `onnx`) an ONNX file (`[1, 3, H, W]` BGR input, outputs `cls_8` ... `kps_32`) and
-    /// makes the plan for the default working size.
+    /// Loads a YuNet model, a graph file or natively (feature `onnx`) an ONNX file (`[1, 3, H,
+    /// W]` BGR input, outputs `cls_8` ... `kps_32`). No plan is made yet: each is made by
+    /// [`Detector::prepare`] or [`Detector::prepare_next`], or on first use, so the page is
+    /// ready sooner and makes the plan of the first photo's shape first.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let model = plans::load(bytes)?;
-        let side = canvas_side(DetectOptions::default().working_size) as usize;
-        let plan = plans::plan(&model, side)?;
-        let outputs = output_order(&plans::output_names(&plan)?)?;
-        // The second look's plan (see `refine_tilted`) is left to `prepare` or first use: making
-        // it here cost a quarter of the page's model preparation, before any photo could start.
+        let outputs = output_order(&plans::model_output_names(&model)?)?;
         Ok(Self {
             model,
-            plans: Mutex::new(vec![((side, side), plan)]),
+            plans: Mutex::new(Vec::new()),
             outputs,
         })
     }
 
-    /// Makes every plan an analysis with `opts` may need now, if not made yet: the one for
-    /// `opts.working_size` and the second look's (the page calls this while idle after loading,
-    /// and when the webcam starts with its smaller size), so that no image waits for them.
+    /// Makes every plan an analysis with `opts` may need, if not made yet: one per canvas size
+    /// ([`Canvas::sizes`]) and the second look's.
     pub fn prepare(&self, opts: &DetectOptions) -> Result<()> {
+        while self.prepare_next(opts)? {}
+        Ok(())
+    }
+
+    /// Makes the plans an image of this size needs with `opts` (the webcam's, when it starts).
+    pub fn prepare_for(&self, width: u32, height: u32, opts: &DetectOptions) -> Result<()> {
         opts.validate()?;
-        let side = canvas_side(opts.working_size) as usize;
-        self.plan(side, side)?;
+        let (w, h) = Canvas::new(width.max(1), height.max(1), opts).size;
+        self.plan(h as usize, w as usize)?;
         let refine = REFINE_SIDE as usize;
         self.plan(refine, refine).map(drop)
+    }
+
+    /// Makes the first plan of [`Detector::prepare`]'s that is missing, if any, and says whether
+    /// any is still missing: the page makes them one at a time while idle, so that a photo
+    /// arriving meanwhile waits for one plan at most. Most common shapes first: 4:3 landscape,
+    /// the square (portrait photos), the second look's, then the rest.
+    pub fn prepare_next(&self, opts: &DetectOptions) -> Result<bool> {
+        opts.validate()?;
+        let mut wanted: Vec<(usize, usize)> = Canvas::sizes(opts)
+            .into_iter()
+            .map(|(w, h)| (h as usize, w as usize))
+            .collect();
+        let refine = REFINE_SIDE as usize;
+        wanted.insert(wanted.len().min(2), (refine, refine));
+        if wanted.len() > 2 {
+            // 4:3 landscape before the square.
+            wanted.swap(0, 1);
+        }
+        let missing = {
+            let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+            wanted
+                .into_iter()
+                .filter(|s| !plans.iter().any(|(p, _)| p == s))
+                .collect::<Vec<_>>()
+        };
+        match missing.first() {
+            Some(&(h, w)) => self.plan(h, w).map(|_| missing.len() > 1),
+            None => Ok(false),
+        }
     }
 
     fn plan(&self, height: usize, width: usize) -> Result<plans::Plan> {
@@ -252,9 +335,14 @@ impl Detector {
         let p = plans::plan_for(&self.model, height, width)?;
         // A few shapes at most are ever used; bound the cache all the same.
         if plans.len() >= MAX_PLANS {
-            // The oldest plan other than the default size's (first) and the second look's.
-            let refine = (REFINE_SIDE as usize, REFINE_SIDE as usize);
-            if let Some(i) = (1..plans.len()).find(|&i| plans[i].0 != refine) {
+            // The oldest plan other than the default options' and the second look's.
+            let kept = |s: (usize, usize)| {
+                s == (REFINE_SIDE as usize, REFINE_SIDE as usize)
+                    || Canvas::sizes(&DetectOptions::default())
+                        .into_iter()
+                        .any(|(w, h)| s == (h as usize, w as usize))
+            };
+            if let Some(i) = (0..plans.len()).find(|&i| !kept(plans[i].0)) {
                 plans.remove(i);
             }
         }
@@ -273,7 +361,7 @@ impl Detector {
             });
         }
         let canvas = Canvas::new(w, h, opts);
-        let found = self.detect_canvas(canvas.input(img)?, canvas.side, opts)?;
+        let found = self.detect_canvas(canvas.input(img)?, opts)?;
         found
             .into_iter()
             .map(|d| {
@@ -326,7 +414,7 @@ impl Detector {
             ..DetectOptions::default()
         };
         let canvas = Canvas::new(REFINE_SIDE, REFINE_SIDE, &opts);
-        let again = self.detect_canvas(canvas.input(&window)?, canvas.side, &opts)?;
+        let again = self.detect_canvas(canvas.input(&window)?, &opts)?;
         // The face is the one nearest the window's centre, if it is there at all.
         let near = again
             .iter()
@@ -343,14 +431,13 @@ impl Detector {
         })
     }
 
-    /// Runs the model on a prepared `side` x `side` canvas tensor and returns the merged faces in
-    /// canvas pixels.
-    pub fn detect_canvas(
-        &self,
-        input: Tensor,
-        side: u32,
-        opts: &DetectOptions,
-    ) -> Result<Vec<Detection>> {
+    /// Runs the model on a prepared `[1, 3, H, W]` canvas tensor ([`Canvas::input`]) and returns
+    /// the merged faces in canvas pixels.
+    pub fn detect_canvas(&self, input: Tensor, opts: &DetectOptions) -> Result<Vec<Detection>> {
+        let (width, height) = match input.shape() {
+            &[_, _, h, w] => (w as u32, h as u32),
+            _ => (0, 0),
+        };
         let outputs = self.run(input)?;
         let slice = |i: usize| -> Result<&[f32]> {
             outputs
@@ -376,11 +463,11 @@ impl Detector {
                 kps: slice(idx[3])?,
             };
             let dets =
-                yunet::decode(&level, side, side, opts.score_threshold).ok_or_else(|| {
+                yunet::decode(&level, width, height, opts.score_threshold).ok_or_else(|| {
                     Error::ModelOutput {
                         model: "detector",
                         message: format!(
-                            "stride {stride} outputs do not fit a {side}x{side} canvas"
+                            "stride {stride} outputs do not fit a {width}x{height} canvas"
                         ),
                     }
                 })?;
@@ -416,8 +503,9 @@ const REFINE_FACE: f32 = 0.45;
 /// A second look needs only to find the face it was pointed at.
 const REFINE_MIN_SCORE: f32 = 0.3;
 
-/// Plans kept at most (the default size's and the second look's are never evicted).
-const MAX_PLANS: usize = 5;
+/// Plans kept at most (the default options' and the second look's are never evicted): the
+/// default options' four and the second look's, and room for the webcam's and two more.
+const MAX_PLANS: usize = 8;
 
 /// Per stride, the indices of the `cls`, `obj`, `bbox` and `kps` outputs. tract keeps the ONNX
 /// output names as outlet labels; a file whose outputs lack them is taken in the order of the
@@ -449,18 +537,30 @@ mod tests {
             working_size: 640,
             ..DetectOptions::default()
         };
-        // A 4000x3000 photo: a 640 canvas, 64 px margins, 512x384 content centred.
+        // A 4000x3000 photo: 64 px margins, 512x384 content centred on a 640x512 canvas (4:3
+        // needs 384 + 2 * 64 = 512).
         let c = Canvas::new(4000, 3000, &opts);
-        assert_eq!((c.side, c.content, c.offset), (640, (512, 384), (64, 128)));
+        assert_eq!(
+            (c.size, c.content, c.offset),
+            ((640, 512), (512, 384), (64, 64))
+        );
         assert!((c.scale - 0.128).abs() < 1e-6);
         // Canvas points map back to the photo.
-        assert_eq!(c.to_image([64.0, 128.0]), [0.0, 0.0]);
-        let [x, y] = c.to_image([576.0, 512.0]);
+        assert_eq!(c.to_image([64.0, 64.0]), [0.0, 0.0]);
+        let [x, y] = c.to_image([576.0, 448.0]);
         assert!((x - 4000.0).abs() < 1e-2 && (y - 3000.0).abs() < 1e-2);
-        // A small crop is not enlarged; it is centred on the same canvas, so one plan serves
-        // every image.
+        // 16:9 takes its own shape; portrait and nearly square photos the square.
+        assert_eq!(Canvas::new(1920, 1080, &opts).size, (640, 416));
+        assert_eq!(Canvas::new(3000, 4000, &opts).size, (640, 640));
+        assert_eq!(Canvas::new(1000, 900, &opts).size, (640, 640));
+        let c = Canvas::new(300, 400, &opts);
+        assert_eq!((c.content, c.offset), ((300, 400), (170, 120)));
+        // A small crop is not enlarged; it is centred on the shape that fits it with its margin.
         let c = Canvas::new(200, 100, &opts);
-        assert_eq!((c.side, c.content, c.offset), (640, (200, 100), (220, 270)));
+        assert_eq!(
+            (c.size, c.content, c.offset),
+            ((640, 416), (200, 100), (220, 158))
+        );
         // Working sizes round up to the stride; a margin of 0 leaves the whole canvas.
         let c = Canvas::new(
             1,
@@ -471,7 +571,56 @@ mod tests {
                 ..opts
             },
         );
-        assert_eq!((c.side, c.content, c.offset), (320, (1, 1), (159, 159)));
+        assert_eq!(
+            (c.size, c.content, c.offset),
+            ((320, 192), (1, 1), (159, 95))
+        );
+    }
+
+    #[test]
+    fn every_image_takes_one_of_a_few_canvas_sizes() {
+        for (working_size, expected) in [
+            (512, vec![(512, 512), (512, 416), (512, 384), (512, 352)]),
+            // The webcam's: 640x480 frames take 320x256.
+            (320, vec![(320, 320), (320, 256), (320, 224)]),
+        ] {
+            let opts = DetectOptions {
+                working_size,
+                ..DetectOptions::default()
+            };
+            let sizes = Canvas::sizes(&opts);
+            assert_eq!(sizes, expected);
+            for (w, h) in [
+                (1, 1),
+                (640, 480),
+                (1024, 1143),
+                (853, 1280),
+                (4032, 3024),
+                (5000, 10),
+            ] {
+                for (w, h) in [(w, h), (h, w)] {
+                    let c = Canvas::new(w, h, &opts);
+                    assert!(sizes.contains(&c.size), "{w}x{h}: {c:?}");
+                    // The margin is kept on every side.
+                    let m = margin_px(canvas_side(working_size), opts.margin);
+                    assert!(c.offset.0 >= m && c.offset.1 >= m, "{w}x{h}: {c:?}");
+                    assert!(c.offset.0 + c.content.0 + m <= c.size.0, "{w}x{h}: {c:?}");
+                    assert!(c.offset.1 + c.content.1 + m <= c.size.1, "{w}x{h}: {c:?}");
+                }
+            }
+        }
+        assert_eq!(
+            Canvas::new(
+                640,
+                480,
+                &DetectOptions {
+                    working_size: 320,
+                    ..DetectOptions::default()
+                }
+            )
+            .size,
+            (320, 256)
+        );
     }
 
     #[test]
@@ -483,7 +632,7 @@ mod tests {
         };
         let img = RgbImage::from_pixel(16, 8, image::Rgb([10, 20, 30]));
         let c = Canvas::new(16, 8, &opts);
-        assert_eq!((c.side, c.content, c.offset), (32, (16, 8), (8, 12)));
+        assert_eq!((c.size, c.content, c.offset), ((32, 32), (16, 8), (8, 12)));
         let t = c.input(&img).expect("tensor");
         assert_eq!(t.shape(), &[1, 3, 32, 32]);
         let v = t
@@ -536,8 +685,11 @@ mod tests {
     #[test]
     fn the_embedded_model_loads_and_names_its_outputs() {
         let d = Detector::new().expect("yunet");
+        // No plan is made by loading; the output names are the same before and after optimising.
+        assert!(d.plans.lock().expect("lock").is_empty());
         let side = canvas_side(DetectOptions::default().working_size) as usize;
         let names = plans::output_names(&d.plan(side, side).expect("plan")).expect("names");
+        assert_eq!(names, plans::model_output_names(&d.model).expect("names"));
         println!("{names:?}");
         let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
         all.sort();
@@ -552,33 +704,42 @@ mod tests {
                 assert_eq!(out[i].len(), cells * width, "stride {stride}, output {i}");
             }
         }
-        // The plan cache keeps the default size and the one just used; a non-square shape is
-        // planned once too, not at every run; `prepare` adds the second look's.
+        // A shape is planned once, not at every run.
         assert_eq!(d.plans.lock().expect("lock").len(), 2);
         for _ in 0..2 {
             d.run(Tensor::zero::<f32>(&[1, 3, 32, 64]).expect("zeros"))
                 .expect("run");
         }
         assert_eq!(d.plans.lock().expect("lock").len(), 3);
-        d.prepare(&DetectOptions::default()).expect("prepare");
-        let refine = (REFINE_SIDE as usize, REFINE_SIDE as usize);
-        assert!(
-            d.plans
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|(s, _)| *s == refine)
-        );
-        // Past MAX_PLANS the oldest other plan goes; the default and the second look's stay.
-        for side in [32, 64, 96, 128] {
+        // `prepare_next` makes one missing plan a call, 4:3 first: the default options' four
+        // shapes and the second look's (the square is there already).
+        let opts = DetectOptions::default();
+        assert!(d.prepare_next(&opts).expect("prepare"));
+        assert_eq!(d.plans.lock().expect("lock")[3].0, (416, 512));
+        let mut calls = 1;
+        while d.prepare_next(&opts).expect("prepare") {
+            calls += 1;
+        }
+        assert_eq!(calls, 3, "four calls for the four missing plans");
+        assert!(!d.prepare_next(&opts).expect("prepare"));
+        let kept = |plans: &[((usize, usize), plans::Plan)]| {
+            let refine = (REFINE_SIDE as usize, REFINE_SIDE as usize);
+            plans.iter().any(|(s, _)| *s == refine)
+                && Canvas::sizes(&opts)
+                    .into_iter()
+                    .all(|(w, h)| plans.iter().any(|(s, _)| *s == (h as usize, w as usize)))
+        };
+        assert!(kept(&d.plans.lock().expect("lock")));
+        // Past MAX_PLANS the oldest other plan goes; the default options' and the second look's
+        // stay.
+        for side in [32, 64, 96, 128, 192] {
             d.run(Tensor::zero::<f32>(&[1, 3, side, side]).expect("zeros"))
                 .expect("run");
         }
         let plans = d.plans.lock().expect("lock");
         assert_eq!(plans.len(), MAX_PLANS);
-        let default = canvas_side(DetectOptions::default().working_size) as usize;
-        assert_eq!(plans[0].0, (default, default));
-        assert!(plans.iter().any(|(s, _)| *s == refine));
+        assert!(kept(&plans));
+        assert!(!plans.iter().any(|(s, _)| *s == (64, 64)));
     }
 
     #[test]

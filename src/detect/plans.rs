@@ -55,7 +55,12 @@ pub fn plan_for(model: &TypedModel, height: usize, width: usize) -> Result<Plan>
 
 /// The ONNX names of the plan's outputs, in output order.
 pub fn output_names(plan: &Plan) -> Result<Vec<String>> {
-    let model = plan.model();
+    model_output_names(plan.model())
+}
+
+/// The ONNX names of a model's outputs, in output order (the same before and after optimising:
+/// tract keeps the outlet labels).
+pub fn model_output_names(model: &TypedModel) -> Result<Vec<String>> {
     model
         .output_outlets()
         .map_err(|e| Error::model("detector", e))?

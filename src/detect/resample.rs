@@ -54,7 +54,8 @@ fn weights(input: usize, output: usize, filter: Filter) -> Vec<(usize, Vec<f32>)
 }
 
 /// Resamples the RGB bytes `src` (`width` x `height`, row-major) to `out_w` x `out_h` and writes
-/// them as BGR planes (0-255) into `planes` (`3 x side x side`) at `offset`.
+/// them as BGR planes (0-255) into `planes` (`3 x height x width`, `canvas` = `(width, height)`)
+/// at `offset`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn into_bgr_planes(
     src: &[u8],
@@ -62,10 +63,10 @@ pub(crate) fn into_bgr_planes(
     (out_w, out_h): (usize, usize),
     filter: Filter,
     planes: &mut [f32],
-    side: usize,
+    (canvas_w, canvas_h): (usize, usize),
     (ox, oy): (usize, usize),
 ) {
-    let plane = side * side;
+    let plane = canvas_w * canvas_h;
     let window = Window {
         stride: width,
         origin: (0, 0),
@@ -73,7 +74,7 @@ pub(crate) fn into_bgr_planes(
     };
     resample(src, window, (out_w, out_h), filter, |x, y, [r, g, b]| {
         // BGR plane order.
-        let at = (y + oy) * side + ox + x;
+        let at = (y + oy) * canvas_w + ox + x;
         planes[at] = to_byte(b);
         planes[plane + at] = to_byte(g);
         planes[2 * plane + at] = to_byte(r);
@@ -181,7 +182,7 @@ mod tests {
             (w as usize, h as usize),
             filter,
             &mut planes,
-            side,
+            (side, side),
             (0, 0),
         );
         planes
@@ -254,27 +255,36 @@ mod tests {
 
     #[test]
     fn output_lands_at_the_offset_and_leaves_the_rest() {
+        // A canvas 8 wide and 6 high: rows are 8 values apart, planes 48.
         let img = RgbImage::from_pixel(10, 10, image::Rgb([30, 20, 10]));
-        let mut planes = vec![-1f32; 3 * 64];
+        let mut planes = vec![-1f32; 3 * 48];
         into_bgr_planes(
             img.as_raw(),
             (10, 10),
             (4, 2),
             Filter::Triangle,
             &mut planes,
-            8,
-            (3, 5),
+            (8, 6),
+            (3, 3),
         );
         for c in 0..3 {
-            for y in 0..8 {
+            for y in 0..6 {
                 for x in 0..8 {
-                    let v = planes[c * 64 + y * 8 + x];
-                    let inside = (3..7).contains(&x) && (5..7).contains(&y);
+                    let v = planes[c * 48 + y * 8 + x];
+                    let inside = (3..7).contains(&x) && (3..5).contains(&y);
                     assert_eq!(v, if inside { [10.0, 20.0, 30.0][c] } else { -1.0 });
                 }
             }
         }
         // Empty sizes write nothing.
-        into_bgr_planes(&[], (0, 0), (4, 2), Filter::Box, &mut planes, 8, (0, 0));
+        into_bgr_planes(
+            &[],
+            (0, 0),
+            (4, 2),
+            Filter::Box,
+            &mut planes,
+            (8, 6),
+            (0, 0),
+        );
     }
 }

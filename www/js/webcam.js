@@ -70,10 +70,11 @@ async function start() {
   // (`inFlight` is not reset: frames sent before a stop still come back and count down.)
   Object.assign(cam, { frames: 0, dropped: 0, fps: 0, lastDone: 0 });
   await ask({ type: 'track-reset' }).catch(() => {});
-  // The detector's plan for the webcam's size is made now, not on the first frame.
-  await ask({ type: 'prepare', options: WEBCAM_OPTIONS }).catch(() => {});
   video.srcObject = cam.stream;
   await video.play();
+  // The detector's plan for the frames' size is made now, not on the first frame.
+  const { width, height } = frameSize();
+  await ask({ type: 'prepare', options: WEBCAM_OPTIONS, width, height }).catch(() => {});
   section.hidden = false;
   toggle.textContent = 'Stop webcam';
   toggle.setAttribute('aria-pressed', 'true');
@@ -112,12 +113,8 @@ function onVideoFrame() {
 /** Reads the newest video frame and sends it to the worker, unless one already waits there. */
 function send() {
   if (!cam.stream || cam.inFlight > 1) return;
-  const vw = video.videoWidth;
-  const vh = video.videoHeight;
-  if (!vw || !vh) return;
-  const k = Math.min(1, WEBCAM_SIDE / Math.max(vw, vh));
-  const width = Math.round(vw * k);
-  const height = Math.round(vh * k);
+  const { width, height } = frameSize();
+  if (!width || !height) return;
   cam.grab ??= document.createElement('canvas');
   if (cam.grab.width !== width || cam.grab.height !== height) {
     cam.grab.width = width;
@@ -147,6 +144,14 @@ function send() {
       else if (--cam.inFlight === 1) sendNextBeforeDone();
       else if (cam.inFlight === 0) send();
     });
+}
+
+/** The size frames are sent at: the video's, scaled down to at most `WEBCAM_SIDE`. */
+function frameSize() {
+  const vw = video.videoWidth;
+  const vh = video.videoHeight;
+  const k = Math.min(1, WEBCAM_SIDE / Math.max(vw, vh, 1));
+  return { width: Math.round(vw * k), height: Math.round(vh * k) };
 }
 
 /** Sends the next frame `LEAD_MS` before the frame the worker starts now is due to be done. */

@@ -1,7 +1,8 @@
 //! Where the time goes, natively: tract's optimised graph of each model, time per node (summed by
 //! op), and the detector's stages per photo. Not part of `run.sh`; a tool for bench/ANALYSIS.md.
 //!
-//! profile [--classifier model/agegender.onnx] [--photos DIR] [--runs N]
+//! profile [--classifier model/agegender.onnx] [--photos DIR] [--runs N] [--shapes HxW,HxW...]
+//! (`--shapes`: the detector's canvas sizes to profile, height by width; default the benchmark's)
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -73,6 +74,7 @@ fn main() -> Result<(), String> {
     let mut classifier = String::from("model/agegender.onnx");
     let mut photos = String::new();
     let mut runs = 20usize;
+    let mut shapes = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().ok_or(format!("{a} needs a value"))?;
@@ -80,17 +82,35 @@ fn main() -> Result<(), String> {
             "--classifier" => classifier = v,
             "--photos" => photos = v,
             "--runs" => runs = v.parse().map_err(err)?,
+            "--shapes" => {
+                for hw in v.split(',') {
+                    let (h, w) = hw.split_once('x').ok_or(format!("{hw}: not HxW"))?;
+                    shapes.push([1, 3, h.parse().map_err(err)?, w.parse().map_err(err)?]);
+                }
+            }
             _ => return Err(format!("unknown argument {a}")),
         }
     }
     let onnx = tract_onnx::onnx();
-    let shape = tractbench::RAW_DETECTOR_SHAPE;
-    let det: Plan = agegender::detect::plans::load(tractbench::DETECTOR)
-        .and_then(|m| agegender::detect::plans::plan_for(&m, shape[2], shape[3]))
-        .map_err(err)?;
-    let x = Tensor::from_shape(&shape, &tractbench::input(shape.iter().product()))
-        .map_err(err)?;
-    profile("detector", &det, x.clone(), runs)?;
+    if shapes.is_empty() {
+        shapes.push(tractbench::RAW_DETECTOR_SHAPE);
+    }
+    let model = agegender::detect::plans::load(tractbench::DETECTOR).map_err(err)?;
+    let mut last = None;
+    for shape in shapes {
+        let det: Plan =
+            agegender::detect::plans::plan_for(&model, shape[2], shape[3]).map_err(err)?;
+        let x =
+            Tensor::from_shape(&shape, &tractbench::input(shape.iter().product())).map_err(err)?;
+        profile(
+            &format!("detector {}x{}", shape[2], shape[3]),
+            &det,
+            x.clone(),
+            runs,
+        )?;
+        last = Some((det, x));
+    }
+    let (det, x) = last.ok_or("no shape")?;
     // Per-run overhead: a fresh state per run (SimplePlan::run) against one reused state.
     let t = Instant::now();
     for _ in 0..runs {
@@ -106,15 +126,20 @@ fn main() -> Result<(), String> {
     println!("detector run: fresh state {fresh:.2} ms, reused state {reused:.2} ms");
 
     if let Ok(bytes) = std::fs::read(&classifier) {
+        // The input size the model declares (80 for the shipped one).
+        let side = agegender::Classifier::from_bytes(&bytes)
+            .map_err(err)?
+            .input_size() as usize;
         for n in [1usize, 8] {
             let plan: Plan = onnx
                 .model_for_read(&mut &bytes[..])
-                .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, 64, 64]).into()))
+                .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, side, side]).into()))
                 .and_then(|m| m.into_optimized())
                 .and_then(|m| m.into_runnable())
                 .map_err(err)?;
-            let x = Tensor::from_shape(&[n, 3, 64, 64], &tractbench::input(n * 3 * 64 * 64))
-                .map_err(err)?;
+            let x =
+                Tensor::from_shape(&[n, 3, side, side], &tractbench::input(n * 3 * side * side))
+                    .map_err(err)?;
             profile(&format!("classifier b{n}"), &plan, x, runs)?;
             if n == 1 {
                 for node in plan.model().nodes() {
@@ -139,7 +164,7 @@ fn main() -> Result<(), String> {
             let (work, _) = fit_within(&img, WORK_SIDE);
             // The stages of `Detector::detect`: scaling onto the canvas, the model, the rest.
             let canvas = agegender::detect::Canvas::new(work.width(), work.height(), &opts);
-            let s = canvas.side;
+            let (cw, ch) = canvas.size;
             let t = Instant::now();
             let input = canvas.input(&work).map_err(err)?;
             let canvas_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -149,7 +174,7 @@ fn main() -> Result<(), String> {
             let t = Instant::now();
             let faces = detector.detect(&work, &opts).map_err(err)?;
             println!(
-                "{}: {}x{} on a {s}x{s} canvas, {} faces, detect {:.0} ms (canvas {canvas_ms:.1} ms, model {model_ms:.1} ms)",
+                "{}: {}x{} on a {cw}x{ch} canvas, {} faces, detect {:.0} ms (canvas {canvas_ms:.1} ms, model {model_ms:.1} ms)",
                 p.file_name().unwrap_or_default().to_string_lossy(),
                 work.width(),
                 work.height(),
