@@ -152,10 +152,7 @@ impl Classifier {
             }
         };
         let input_size = u32::try_from(n).map_err(model_err)?;
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(model_err)?;
+        let plan = crate::model::plan(model).map_err(model_err)?;
         Ok(Self {
             plan,
             batch,

@@ -14,27 +14,42 @@ pub(crate) type Shape = fn(&[Option<usize>]) -> Result<Vec<Option<String>>>;
 
 /// The model in `bytes`, a graph file or (feature `onnx`) an ONNX file whose input `shape`
 /// gives.
-pub(crate) fn load(
+pub(crate) fn load(bytes: &[u8], model: &'static str, shape: Shape) -> Result<TypedModel> {
+    load_graph(bytes, model, shape)?
+        .to_typed()
+        .map_err(|e| Error::model(model, e))
+}
+
+/// The runnable plan of a model built from a graph file. Only tract's codegen passes run, not
+/// its declutter passes (`into_optimized` runs both): every graph is written decluttered, and
+/// declutter found nothing more in ours once their sizes are set (`graph/tests/onnx_parity.rs`
+/// checks that the plans are the same), while it took about a quarter of each plan's
+/// preparation in the page (35-50 ms of 200).
+pub(crate) fn plan(mut model: TypedModel) -> TractResult<Arc<TypedRunnableModel>> {
+    model.optimize()?;
+    model.into_runnable()
+}
+
+/// The graph in `bytes`, as [`load`] reads it, not yet a tract model.
+pub(crate) fn load_graph(
     bytes: &[u8],
     model: &'static str,
     #[cfg_attr(not(feature = "onnx"), allow(unused_variables))] shape: Shape,
-) -> Result<TypedModel> {
+) -> Result<graph::Graph> {
     let err = |e| Error::model(model, e);
-    let graph = if graph::Graph::is_graph_file(bytes) {
-        graph::Graph::from_bytes(bytes).map_err(err)?
-    } else {
-        #[cfg(feature = "onnx")]
-        {
-            let proto = graph::onnx::parse(bytes).map_err(err)?;
-            from_proto(&proto, model, shape, graph::Weights::Exact)?
-        }
-        #[cfg(not(feature = "onnx"))]
-        return Err(Error::model(
-            model,
-            "not a graph file (ONNX files load natively, with the `onnx` feature)",
-        ));
-    };
-    graph.to_typed().map_err(err)
+    if graph::Graph::is_graph_file(bytes) {
+        return graph::Graph::from_bytes(bytes).map_err(err);
+    }
+    #[cfg(feature = "onnx")]
+    {
+        let proto = graph::onnx::parse(bytes).map_err(err)?;
+        from_proto(&proto, model, shape, graph::Weights::Exact)
+    }
+    #[cfg(not(feature = "onnx"))]
+    Err(Error::model(
+        model,
+        "not a graph file (ONNX files load natively, with the `onnx` feature)",
+    ))
 }
 
 /// A parsed ONNX model as a graph, its input dimensions set by `shape`, its weights stored as

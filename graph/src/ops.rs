@@ -274,8 +274,11 @@ impl OpSpec {
         None
     }
 
-    /// The tract op, its dimension expressions parsed in `symbols` (the model's own scope).
-    pub fn to_op(&self, symbols: &SymbolScope) -> Result<Box<dyn TypedOp>, String> {
+    /// The tract op, its dimension expressions parsed by `parse` (in the model's own scope).
+    pub fn to_op(
+        &self,
+        parse: &dyn Fn(&str) -> TractResult<TDim>,
+    ) -> Result<Box<dyn TypedOp>, String> {
         let unknown = |what: &str, name: &str| format!("unknown {what} {name:?}");
         let pool = |p: &Pool| {
             p.to_spec()
@@ -283,11 +286,7 @@ impl OpSpec {
         };
         let dims = |ds: &[String]| -> Result<TVec<TDim>, String> {
             ds.iter()
-                .map(|d| {
-                    symbols
-                        .parse_tdim(d)
-                        .map_err(|e| format!("dimension {d:?}: {e}"))
-                })
+                .map(|d| parse(d).map_err(|e| format!("dimension {d:?}: {e}")))
                 .collect()
         };
         Ok(match self {
@@ -331,11 +330,7 @@ impl OpSpec {
                 scales: scales.iter().copied().collect(),
             }),
             OpSpec::Slice { axis, start, end } => {
-                let dim = |d: &String| {
-                    symbols
-                        .parse_tdim(d)
-                        .map_err(|e| format!("dimension {d:?}: {e}"))
-                };
+                let dim = |d: &String| parse(d).map_err(|e| format!("dimension {d:?}: {e}"));
                 Box::new(Slice::new(*axis, dim(start)?, dim(end)?))
             }
         })

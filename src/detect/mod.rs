@@ -243,7 +243,8 @@ const THUMBNAIL_RATIO: usize = 3;
 
 /// A loaded detector; build once, run on many images of any size.
 pub struct Detector {
-    model: TypedModel,
+    /// The model as read, its canvas height and width open; each plan builds it with them set.
+    graph: graph::Graph,
     /// Optimised plans by input height and width: tract plans for concrete shapes, and
     /// optimising one takes about 40 ms natively and 100 ms in the page, so each shape is
     /// optimised once ([`Detector::prepare`]).
@@ -271,10 +272,10 @@ impl Detector {
     /// [`Detector::prepare`] or [`Detector::prepare_next`], or on first use, so the page is
     /// ready sooner and makes the plan of the first photo's shape first.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let model = plans::load(bytes)?;
-        let outputs = output_order(&plans::model_output_names(&model)?)?;
+        let graph = plans::load(bytes)?;
+        let outputs = output_order(&plans::graph_output_names(&graph))?;
         Ok(Self {
-            model,
+            graph,
             plans: Mutex::new(Vec::new()),
             outputs,
         })
@@ -332,7 +333,7 @@ impl Detector {
         if let Some((_, p)) = plans.iter().find(|(s, _)| *s == (height, width)) {
             return Ok(p.clone());
         }
-        let p = plans::plan_for(&self.model, height, width)?;
+        let p = plans::plan_for(&self.graph, height, width)?;
         // A few shapes at most are ever used; bound the cache all the same.
         if plans.len() >= MAX_PLANS {
             // The oldest plan other than the default options' and the second look's.
@@ -689,7 +690,7 @@ mod tests {
         assert!(d.plans.lock().expect("lock").is_empty());
         let side = canvas_side(DetectOptions::default().working_size) as usize;
         let names = plans::output_names(&d.plan(side, side).expect("plan")).expect("names");
-        assert_eq!(names, plans::model_output_names(&d.model).expect("names"));
+        assert_eq!(names, plans::graph_output_names(&d.graph));
         println!("{names:?}");
         let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
         all.sort();

@@ -9,9 +9,9 @@ pub type Plan = Arc<TypedRunnableModel>;
 
 /// Loads a detector once (a graph file, or natively with the `onnx` feature an ONNX file), its
 /// canvas height and width left open as the symbols `H` and `W`; plans for given canvas sizes
-/// are then made by [`plan`].
-pub fn load(bytes: &[u8]) -> Result<TypedModel> {
-    crate::model::load(bytes, "detector", open_canvas)
+/// are then made by [`plan_for`].
+pub fn load(bytes: &[u8]) -> Result<graph::Graph> {
+    crate::model::load_graph(bytes, "detector", open_canvas)
 }
 
 /// How the embedded detector's weights are stored. Int8 with a scale per output channel: a
@@ -31,36 +31,43 @@ fn open_canvas(_: &[Option<usize>]) -> Result<Vec<Option<String>>> {
     Ok(["1", "3", "H", "W"].map(|d| Some(d.into())).to_vec())
 }
 
-/// An optimised plan for `[1, 3, side, side]` inputs. Concrete sizes only: a plan with symbolic
-/// height and width ran 6-7x slower in tract 0.23 (measured natively at 256 to 640 pixels).
-pub fn plan(model: &TypedModel, side: usize) -> Result<Plan> {
-    plan_for(model, side, side)
+/// An optimised plan for `[1, 3, side, side]` inputs.
+pub fn plan(graph: &graph::Graph, side: usize) -> Result<Plan> {
+    plan_for(graph, side, side)
 }
 
-/// An optimised plan for `[1, 3, height, width]` inputs.
-pub fn plan_for(model: &TypedModel, height: usize, width: usize) -> Result<Plan> {
-    let size = |name: &str, v: usize| -> Result<(Symbol, TDim)> {
-        let v = i64::try_from(v).map_err(|e| Error::model("detector", e))?;
-        Ok((model.symbols.sym(name), v.to_dim()))
-    };
-    let symbols = [size("H", height)?, size("W", width)?]
-        .into_iter()
-        .collect();
-    model
-        .set_symbols(&symbols)
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
+/// An optimised plan for `[1, 3, height, width]` inputs. Concrete sizes only: a plan with
+/// symbolic height and width ran 6-7x slower in tract 0.23 (measured natively at 256 to 640
+/// pixels). The graph is built with the sizes set (`Graph::to_typed_with`), not built symbolic
+/// and then `set_symbols`: that took about 200 ms more in the page.
+pub fn plan_for(graph: &graph::Graph, height: usize, width: usize) -> Result<Plan> {
+    let size = |v: usize| i64::try_from(v).map_err(|e| Error::model("detector", e));
+    graph
+        .to_typed_with(&[("H", size(height)?), ("W", size(width)?)])
         .map_err(|e| Error::model("detector", e))
+        .and_then(|m| crate::model::plan(m).map_err(|e| Error::model("detector", e)))
+}
+
+/// The ONNX names of a graph's outputs, in output order.
+pub fn graph_output_names(graph: &graph::Graph) -> Vec<String> {
+    graph
+        .outputs
+        .iter()
+        .map(|o| {
+            o.label.clone().unwrap_or_else(|| {
+                graph
+                    .nodes
+                    .get(o.wire.node)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default()
+            })
+        })
+        .collect()
 }
 
 /// The ONNX names of the plan's outputs, in output order.
 pub fn output_names(plan: &Plan) -> Result<Vec<String>> {
-    model_output_names(plan.model())
-}
-
-/// The ONNX names of a model's outputs, in output order (the same before and after optimising:
-/// tract keeps the outlet labels).
-pub fn model_output_names(model: &TypedModel) -> Result<Vec<String>> {
+    let model = plan.model();
     model
         .output_outlets()
         .map_err(|e| Error::model("detector", e))?

@@ -95,11 +95,11 @@ fn main() -> Result<(), String> {
     if shapes.is_empty() {
         shapes.push(tractbench::RAW_DETECTOR_SHAPE);
     }
-    let model = agegender::detect::plans::load(tractbench::DETECTOR).map_err(err)?;
+    let graph = agegender::detect::plans::load(tractbench::DETECTOR).map_err(err)?;
     let mut last = None;
     for shape in shapes {
         let det: Plan =
-            agegender::detect::plans::plan_for(&model, shape[2], shape[3]).map_err(err)?;
+            agegender::detect::plans::plan_for(&graph, shape[2], shape[3]).map_err(err)?;
         let x =
             Tensor::from_shape(&shape, &tractbench::input(shape.iter().product())).map_err(err)?;
         profile(
