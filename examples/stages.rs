@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use agegender::detect::{Canvas, DetectOptions};
+use agegender::detect::DetectOptions;
 use agegender::{Options, align, embedded};
 
 fn ms(t: Instant) -> f64 {
@@ -51,15 +51,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut t = [0f64; 8];
             let mut faces = 0;
             for _ in 0..runs {
-                let canvas = Canvas::new(img.width(), img.height(), &detect);
+                let canvas = detector.canvas(img.width(), img.height(), &detect);
                 let s = Instant::now();
                 let input = canvas.input(&img)?;
                 t[0] += ms(s);
                 let s = Instant::now();
-                detector.run(input.clone())?;
+                detector.run_with(input.clone(), canvas.transposed)?;
                 t[1] += ms(s);
                 let s = Instant::now();
-                detector.detect_canvas(input, &detect)?;
+                detector.detect_canvas(input, canvas.transposed, &detect)?;
                 t[2] += ms(s);
                 let s = Instant::now();
                 let dets = detector.detect(&img, &detect)?;

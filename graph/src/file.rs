@@ -167,6 +167,62 @@ impl Graph {
     /// 200 ms of the page's model preparation for the detector, and the same graph built
     /// concrete takes a few.
     pub fn to_typed_with(&self, values: &[(&str, i64)]) -> Result<TypedModel> {
+        self.build(values, false)
+    }
+
+    /// Whether [`Graph::to_typed_transposed_with`] can build this graph: every op treats both
+    /// spatial axes alike ([`OpSpec::is_symmetric_in_space`]), and the only constants of rank 3
+    /// or more that vary along more than one axis are OIHW convolution kernels.
+    pub fn can_transpose(&self) -> bool {
+        let kernels = self.kernel_nodes();
+        self.nodes
+            .iter()
+            .enumerate()
+            .all(|(id, node)| match &node.kind {
+                NodeKind::Op(spec) => spec.is_symmetric_in_space(),
+                NodeKind::Const { tensor } => {
+                    kernels.contains(&id)
+                        || self.tensors.get(*tensor).is_some_and(|t| {
+                            // Weights of a matrix product, or a vector along one axis of a map.
+                            t.shape.len() < 3 || t.shape.iter().filter(|&&d| d > 1).count() <= 1
+                        })
+                }
+                NodeKind::Source { .. } => true,
+            })
+    }
+
+    /// The model for images transposed (height and width swapped), as [`Graph::to_typed_with`]
+    /// builds it but with every convolution kernel transposed: its outputs are the model's on
+    /// the untransposed image, transposed. tract 0.23.9 runs depthwise convolutions about 5x
+    /// slower on a map higher than wide, so the detector runs portrait images this way. Only
+    /// for graphs that [`Graph::can_transpose`].
+    pub fn to_typed_transposed_with(&self, values: &[(&str, i64)]) -> Result<TypedModel> {
+        if !self.can_transpose() {
+            return Err(Error::format(
+                "the graph treats height and width differently: it cannot be transposed",
+            ));
+        }
+        self.build(values, true)
+    }
+
+    /// The const nodes that are convolution kernels.
+    fn kernel_nodes(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Op(spec) => spec.kernel_input().and_then(|i| n.inputs.get(i)),
+                _ => None,
+            })
+            .map(|w| w.node)
+            .collect()
+    }
+
+    fn build(&self, values: &[(&str, i64)], transposed: bool) -> Result<TypedModel> {
+        let kernels = if transposed {
+            self.kernel_nodes()
+        } else {
+            vec![]
+        };
         let mut model = TypedModel::default();
         let mut known = SymbolValues::default();
         for (name, value) in values {
@@ -208,7 +264,10 @@ impl Graph {
                         .tensors
                         .get(*tensor)
                         .ok_or_else(|| at(format!("no tensor {tensor}")))?;
-                    let t = tensor::read(info, &self.body)?;
+                    let mut t = tensor::read(info, &self.body)?;
+                    if kernels.contains(&id) && t.rank() == 4 {
+                        t = t.permute_axes(&[0, 1, 3, 2]).map_err(Error::tract)?;
+                    }
                     model
                         .wire_node(
                             &node.name,

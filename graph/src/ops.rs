@@ -69,6 +69,32 @@ pub enum OpSpec {
     },
 }
 
+impl OpSpec {
+    /// Whether the op treats the two spatial axes alike (square kernels, equal strides,
+    /// dilations and padding on both, equal upsampling), so that a model made of such ops, run
+    /// on a transposed image with its kernels transposed, computes the transposed outputs
+    /// ([`crate::Graph::to_typed_transposed_with`]). A slice might cut one spatial axis only.
+    pub fn is_symmetric_in_space(&self) -> bool {
+        let same = |v: &[usize]| v.windows(2).all(|w| w[0] == w[1]);
+        match self {
+            OpSpec::Conv {
+                pool, kernel_fmt, ..
+            } => kernel_fmt == "OIHW" && pool.is_symmetric(),
+            OpSpec::MaxPool { pool } => pool.is_symmetric(),
+            OpSpec::NearestUpsample { scales } => {
+                scales.len() >= 2 && same(&scales[scales.len() - 2..])
+            }
+            OpSpec::Slice { .. } => false,
+            _ => true,
+        }
+    }
+
+    /// For a convolution, which of its inputs is the kernel.
+    pub(crate) fn kernel_input(&self) -> Option<usize> {
+        matches!(self, OpSpec::Conv { .. }).then_some(1)
+    }
+}
+
 /// tract's `PoolSpec`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pool {
@@ -152,6 +178,18 @@ fn kernel_format(name: &str) -> Option<KernelFormat> {
 }
 
 impl Pool {
+    fn is_symmetric(&self) -> bool {
+        let same = |v: &[usize]| v.len() == 2 && v[0] == v[1];
+        same(&self.kernel_shape)
+            && self.dilations.as_deref().is_none_or(same)
+            && self.strides.as_deref().is_none_or(same)
+            && match &self.padding {
+                Padding::Explicit { before, after }
+                | Padding::ExplicitOnnxPool { before, after, .. } => same(before) && same(after),
+                Padding::Valid | Padding::SameUpper | Padding::SameLower => true,
+            }
+    }
+
     fn of(p: &PoolSpec) -> Pool {
         Pool {
             data_format: format!("{:?}", p.data_format),

@@ -118,11 +118,12 @@ impl DetectOptions {
 }
 
 /// Where an image lies on the detector's input canvas: scaled by `scale` to fit inside the margin
-/// (never enlarged), centred, with its top-left corner at `offset`. The canvas is the working
-/// size wide; a landscape image's canvas is only as high as the smallest of [`short_sides`] that
-/// keeps the margin, so a 4:3 photo costs about 0.8x the detector time of the square canvas and
-/// a 16:9 one 0.7x, from a few fixed shapes whose plans are made once. Portrait images keep the
-/// square: in tract 0.23.9 a canvas higher than wide runs YuNet's depthwise convolutions about
+/// (never enlarged), centred, with its top-left corner at `offset`. The canvas's longer side is
+/// the working size; its shorter side is the smallest of [`short_sides`] that keeps the margin,
+/// so a 4:3 photo costs about 0.8x the detector time of the square canvas and a 16:9 one 0.7x,
+/// from a few fixed shapes whose plans are made once. A portrait canvas is `transposed`: the
+/// model runs on it transposed, with its kernels transposed, which gives the same outputs
+/// transposed: in tract 0.23.9 a map higher than wide runs YuNet's depthwise convolutions about
 /// 5x slower (`ZoneScanner` loops innermost over the longest axis, there the strided one), so a
 /// 416x512 (width by height) canvas took 1.4x the square's time natively.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -133,6 +134,8 @@ pub struct Canvas {
     pub content: (u32, u32),
     /// The canvas's width and height.
     pub size: (u32, u32),
+    /// Whether the model runs on the canvas transposed (portrait canvases).
+    pub transposed: bool,
 }
 
 impl Canvas {
@@ -146,29 +149,50 @@ impl Canvas {
         let scale = (room as f32 / width.max(height).max(1) as f32).min(1.0);
         let fit = |v: u32| ((v as f32 * scale).round() as u32).clamp(1, room);
         let content = (fit(width), fit(height));
-        // The height: the smallest short side that keeps the margin (the working size always
-        // does).
-        let height = short_sides(side, margin)
-            .into_iter()
-            .filter(|&s| s >= content.1 + 2 * margin)
-            .min()
-            .unwrap_or(side);
-        let size = (side, height);
+        // The longer content side gets the working size; the shorter the smallest short side
+        // that keeps its margin (the working size itself always does).
+        let short = |c: u32| {
+            short_sides(side, margin)
+                .into_iter()
+                .filter(|&s| s >= c + 2 * margin)
+                .min()
+                .unwrap_or(side)
+        };
+        let size = if content.0 >= content.1 {
+            (side, short(content.1))
+        } else {
+            (short(content.0), side)
+        };
         Self {
             scale,
             offset: ((size.0 - content.0) / 2, (size.1 - content.1) / 2),
             content,
             size,
+            transposed: size.1 > size.0,
         }
     }
 
-    /// Every canvas size (width, height) images take at these options, the square first.
+    /// Every canvas size (width, height) images take at these options: the square first, then
+    /// landscape and portrait for each shorter side, the squarer first.
     pub fn sizes(opts: &DetectOptions) -> Vec<(u32, u32)> {
         let side = canvas_side(opts.working_size);
-        short_sides(side, margin_px(side, opts.margin))
-            .into_iter()
-            .map(|s| (side, s))
-            .collect()
+        let mut sizes = vec![(side, side)];
+        for s in short_sides(side, margin_px(side, opts.margin)) {
+            if s < side {
+                sizes.extend([(side, s), (s, side)]);
+            }
+        }
+        sizes
+    }
+
+    /// The shape of the model's input for this canvas: `[1, 3, height, width]`, or transposed.
+    pub fn input_shape(&self) -> [usize; 4] {
+        let (w, h) = (self.size.0 as usize, self.size.1 as usize);
+        if self.transposed {
+            [1, 3, w, h]
+        } else {
+            [1, 3, h, w]
+        }
     }
 
     /// A canvas point in image pixels.
@@ -180,7 +204,7 @@ impl Canvas {
     }
 
     /// The model's input: the image scaled onto the canvas as BGR planes in 0-255 (YuNet's
-    /// training format), black around it.
+    /// training format), black around it; transposed for a transposed canvas.
     pub fn input(&self, img: &RgbImage) -> Result<Tensor> {
         let (cw, ch) = (self.content.0 as usize, self.content.1 as usize);
         let (w, h) = (self.size.0 as usize, self.size.1 as usize);
@@ -200,8 +224,9 @@ impl Canvas {
             &mut data,
             (w, h),
             (self.offset.0 as usize, self.offset.1 as usize),
+            self.transposed,
         );
-        Tensor::from_shape(&[1, 3, h, w], &data).map_err(|e| Error::model("detector", e))
+        Tensor::from_shape(&self.input_shape(), &data).map_err(|e| Error::model("detector", e))
     }
 }
 
@@ -241,14 +266,19 @@ fn short_sides(side: u32, margin: u32) -> Vec<u32> {
 /// Reductions at least this large are box-averaged (see `Canvas::input`).
 const THUMBNAIL_RATIO: usize = 3;
 
+/// A plan's input height and width, and whether it is the transposed model's.
+type PlanKey = (usize, usize, bool);
+
 /// A loaded detector; build once, run on many images of any size.
 pub struct Detector {
     /// The model as read, its canvas height and width open; each plan builds it with them set.
     graph: graph::Graph,
-    /// Optimised plans by input height and width: tract plans for concrete shapes, and
-    /// optimising one takes about 40 ms natively and 100 ms in the page, so each shape is
-    /// optimised once ([`Detector::prepare`]).
-    plans: Mutex<Vec<((usize, usize), plans::Plan)>>,
+    /// Whether the model can run transposed ([`Canvas::transposed`]; YuNet can).
+    transposable: bool,
+    /// Optimised plans: tract plans for concrete shapes, and optimising one takes about 40 ms
+    /// natively and 100-200 ms in the page, so each shape is optimised once
+    /// ([`Detector::prepare`]).
+    plans: Mutex<Vec<(PlanKey, plans::Plan)>>,
     /// Per stride, the output indices of its class, objectness, box and keypoint tensors.
     outputs: [[usize; 4]; 3],
 }
@@ -257,6 +287,7 @@ impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Detector")
             .field("outputs", &self.outputs)
+            .field("transposable", &self.transposable)
             .finish()
     }
 }
@@ -275,10 +306,29 @@ impl Detector {
         let graph = plans::load(bytes)?;
         let outputs = output_order(&plans::graph_output_names(&graph))?;
         Ok(Self {
+            transposable: graph.can_transpose(),
             graph,
             plans: Mutex::new(Vec::new()),
             outputs,
         })
+    }
+
+    /// The canvas for an image (see [`Canvas::new`]), not transposed if the model cannot be.
+    pub fn canvas(&self, width: u32, height: u32, opts: &DetectOptions) -> Canvas {
+        let canvas = Canvas::new(width, height, opts);
+        Canvas {
+            transposed: canvas.transposed && self.transposable,
+            ..canvas
+        }
+    }
+
+    /// The plan a canvas of this size (width, height) runs on.
+    fn key(&self, (w, h): (u32, u32)) -> PlanKey {
+        if self.transposable && h > w {
+            (w as usize, h as usize, true)
+        } else {
+            (h as usize, w as usize, false)
+        }
     }
 
     /// Makes every plan an analysis with `opts` may need, if not made yet: one per canvas size
@@ -291,63 +341,65 @@ impl Detector {
     /// Makes the plans an image of this size needs with `opts` (the webcam's, when it starts).
     pub fn prepare_for(&self, width: u32, height: u32, opts: &DetectOptions) -> Result<()> {
         opts.validate()?;
-        let (w, h) = Canvas::new(width.max(1), height.max(1), opts).size;
-        self.plan(h as usize, w as usize)?;
-        let refine = REFINE_SIDE as usize;
-        self.plan(refine, refine).map(drop)
+        self.plan(self.key(self.canvas(width.max(1), height.max(1), opts).size))?;
+        self.plan(self.key((REFINE_SIDE, REFINE_SIDE))).map(drop)
     }
 
     /// Makes the first plan of [`Detector::prepare`]'s that is missing, if any, and says whether
     /// any is still missing: the page makes them one at a time while idle, so that a photo
-    /// arriving meanwhile waits for one plan at most. Most common shapes first: 4:3 landscape,
-    /// the square (portrait photos), the second look's, then the rest.
+    /// arriving meanwhile waits for one plan at most. Most common shapes first: 4:3 landscape
+    /// and portrait, the square, the second look's, then the rest.
     pub fn prepare_next(&self, opts: &DetectOptions) -> Result<bool> {
         opts.validate()?;
-        let mut wanted: Vec<(usize, usize)> = Canvas::sizes(opts)
+        let mut wanted: Vec<PlanKey> = Canvas::sizes(opts)
             .into_iter()
-            .map(|(w, h)| (h as usize, w as usize))
+            .map(|size| self.key(size))
             .collect();
-        let refine = REFINE_SIDE as usize;
-        wanted.insert(wanted.len().min(2), (refine, refine));
-        if wanted.len() > 2 {
-            // 4:3 landscape before the square.
-            wanted.swap(0, 1);
+        wanted.insert(wanted.len().min(3), self.key((REFINE_SIDE, REFINE_SIDE)));
+        if wanted.len() > 3 {
+            // 4:3 landscape and portrait before the square.
+            wanted[..3].rotate_left(1);
         }
         let missing = {
             let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
             wanted
                 .into_iter()
-                .filter(|s| !plans.iter().any(|(p, _)| p == s))
+                .filter(|k| !plans.iter().any(|(p, _)| p == k))
                 .collect::<Vec<_>>()
         };
         match missing.first() {
-            Some(&(h, w)) => self.plan(h, w).map(|_| missing.len() > 1),
+            Some(&key) => self.plan(key).map(|_| missing.len() > 1),
             None => Ok(false),
         }
     }
 
-    fn plan(&self, height: usize, width: usize) -> Result<plans::Plan> {
+    fn plan(&self, key: PlanKey) -> Result<plans::Plan> {
         // A poisoned lock only means another call panicked while holding it; the list itself is
         // always valid.
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, p)) = plans.iter().find(|(s, _)| *s == (height, width)) {
+        if let Some((_, p)) = plans.iter().find(|(k, _)| *k == key) {
             return Ok(p.clone());
         }
-        let p = plans::plan_for(&self.graph, height, width)?;
+        let (height, width, transposed) = key;
+        let p = if transposed {
+            plans::plan_transposed_for(&self.graph, height, width)?
+        } else {
+            plans::plan_for(&self.graph, height, width)?
+        };
         // A few shapes at most are ever used; bound the cache all the same.
         if plans.len() >= MAX_PLANS {
             // The oldest plan other than the default options' and the second look's.
-            let kept = |s: (usize, usize)| {
-                s == (REFINE_SIDE as usize, REFINE_SIDE as usize)
+            let kept = |k: PlanKey| {
+                k == self.key((REFINE_SIDE, REFINE_SIDE))
                     || Canvas::sizes(&DetectOptions::default())
                         .into_iter()
-                        .any(|(w, h)| s == (h as usize, w as usize))
+                        .any(|size| k == self.key(size))
             };
             if let Some(i) = (0..plans.len()).find(|&i| !kept(plans[i].0)) {
                 plans.remove(i);
             }
         }
-        plans.push(((height, width), p.clone()));
+        plans.push((key, p.clone()));
         Ok(p)
     }
 
@@ -361,8 +413,8 @@ impl Detector {
                 height: h,
             });
         }
-        let canvas = Canvas::new(w, h, opts);
-        let found = self.detect_canvas(canvas.input(img)?, opts)?;
+        let canvas = self.canvas(w, h, opts);
+        let found = self.detect_canvas(canvas.input(img)?, canvas.transposed, opts)?;
         found
             .into_iter()
             .map(|d| {
@@ -415,7 +467,7 @@ impl Detector {
             ..DetectOptions::default()
         };
         let canvas = Canvas::new(REFINE_SIDE, REFINE_SIDE, &opts);
-        let again = self.detect_canvas(canvas.input(&window)?, &opts)?;
+        let again = self.detect_canvas(canvas.input(&window)?, canvas.transposed, &opts)?;
         // The face is the one nearest the window's centre, if it is there at all.
         let near = again
             .iter()
@@ -432,14 +484,20 @@ impl Detector {
         })
     }
 
-    /// Runs the model on a prepared `[1, 3, H, W]` canvas tensor ([`Canvas::input`]) and returns
-    /// the merged faces in canvas pixels.
-    pub fn detect_canvas(&self, input: Tensor, opts: &DetectOptions) -> Result<Vec<Detection>> {
-        let (width, height) = match input.shape() {
-            &[_, _, h, w] => (w as u32, h as u32),
+    /// Runs the model on a prepared canvas tensor ([`Canvas::input`]: `[1, 3, H, W]`, or with
+    /// `transposed` `[1, 3, W, H]`) and returns the merged faces in canvas pixels.
+    pub fn detect_canvas(
+        &self,
+        input: Tensor,
+        transposed: bool,
+        opts: &DetectOptions,
+    ) -> Result<Vec<Detection>> {
+        let (width, height) = match (input.shape(), transposed) {
+            (&[_, _, a, b], false) => (b as u32, a as u32),
+            (&[_, _, a, b], true) => (a as u32, b as u32),
             _ => (0, 0),
         };
-        let outputs = self.run(input)?;
+        let outputs = self.run_with(input, transposed)?;
         let slice = |i: usize| -> Result<&[f32]> {
             outputs
                 .get(i)
@@ -463,14 +521,12 @@ impl Detector {
                 bbox: slice(idx[2])?,
                 kps: slice(idx[3])?,
             };
-            let dets =
-                yunet::decode(&level, width, height, opts.score_threshold).ok_or_else(|| {
-                    Error::ModelOutput {
-                        model: "detector",
-                        message: format!(
-                            "stride {stride} outputs do not fit a {width}x{height} canvas"
-                        ),
-                    }
+            let dets = yunet::decode(&level, width, height, transposed, opts.score_threshold)
+                .ok_or_else(|| Error::ModelOutput {
+                    model: "detector",
+                    message: format!(
+                        "stride {stride} outputs do not fit a {width}x{height} canvas"
+                    ),
                 })?;
             found.extend(dets);
         }
@@ -480,8 +536,20 @@ impl Detector {
     /// One raw model run on a `[1, 3, H, W]` tensor (the benchmark times this alone); the plan
     /// for a shape not seen before is made on first use and kept.
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
+        self.run_with(input, false)
+    }
+
+    /// [`Detector::run`], or with `transposed` the transposed model's run on a transposed
+    /// canvas (see [`Canvas::transposed`]; the model must be transposable).
+    pub fn run_with(&self, input: Tensor, transposed: bool) -> Result<TVec<TValue>> {
+        if transposed && !self.transposable {
+            return Err(Error::Model {
+                model: "detector",
+                message: "this model cannot run transposed".into(),
+            });
+        }
         let plan = match input.shape() {
-            [1, 3, h, w] => self.plan(*h, *w)?,
+            [1, 3, h, w] => self.plan((*h, *w, transposed))?,
             other => {
                 return Err(Error::Model {
                     model: "detector",
@@ -505,8 +573,8 @@ const REFINE_FACE: f32 = 0.45;
 const REFINE_MIN_SCORE: f32 = 0.3;
 
 /// Plans kept at most (the default options' and the second look's are never evicted): the
-/// default options' four and the second look's, and room for the webcam's and two more.
-const MAX_PLANS: usize = 8;
+/// default options' seven and the second look's, and room for the webcam's and three more.
+const MAX_PLANS: usize = 12;
 
 /// Per stride, the indices of the `cls`, `obj`, `bbox` and `kps` outputs. tract keeps the ONNX
 /// output names as outlet labels; a file whose outputs lack them is taken in the order of the
@@ -550,12 +618,17 @@ mod tests {
         assert_eq!(c.to_image([64.0, 64.0]), [0.0, 0.0]);
         let [x, y] = c.to_image([576.0, 448.0]);
         assert!((x - 4000.0).abs() < 1e-2 && (y - 3000.0).abs() < 1e-2);
-        // 16:9 takes its own shape; portrait and nearly square photos the square.
+        // Portrait and 16:9 take their own shapes, portrait ones transposed; a nearly square
+        // photo the square.
+        let c = Canvas::new(3000, 4000, &opts);
+        assert_eq!(
+            (c.size, c.offset, c.transposed),
+            ((512, 640), (64, 64), true)
+        );
+        assert_eq!(c.input_shape(), [1, 3, 512, 640]);
         assert_eq!(Canvas::new(1920, 1080, &opts).size, (640, 416));
-        assert_eq!(Canvas::new(3000, 4000, &opts).size, (640, 640));
         assert_eq!(Canvas::new(1000, 900, &opts).size, (640, 640));
-        let c = Canvas::new(300, 400, &opts);
-        assert_eq!((c.content, c.offset), ((300, 400), (170, 120)));
+        assert!(!Canvas::new(1000, 1000, &opts).transposed);
         // A small crop is not enlarged; it is centred on the shape that fits it with its margin.
         let c = Canvas::new(200, 100, &opts);
         assert_eq!(
@@ -581,9 +654,23 @@ mod tests {
     #[test]
     fn every_image_takes_one_of_a_few_canvas_sizes() {
         for (working_size, expected) in [
-            (512, vec![(512, 512), (512, 416), (512, 384), (512, 352)]),
+            (
+                512,
+                vec![
+                    (512, 512),
+                    (512, 416),
+                    (416, 512),
+                    (512, 384),
+                    (384, 512),
+                    (512, 352),
+                    (352, 512),
+                ],
+            ),
             // The webcam's: 640x480 frames take 320x256.
-            (320, vec![(320, 320), (320, 256), (320, 224)]),
+            (
+                320,
+                vec![(320, 320), (320, 256), (256, 320), (320, 224), (224, 320)],
+            ),
         ] {
             let opts = DetectOptions {
                 working_size,
@@ -689,7 +776,8 @@ mod tests {
         // No plan is made by loading; the output names are the same before and after optimising.
         assert!(d.plans.lock().expect("lock").is_empty());
         let side = canvas_side(DetectOptions::default().working_size) as usize;
-        let names = plans::output_names(&d.plan(side, side).expect("plan")).expect("names");
+        let names =
+            plans::output_names(&d.plan((side, side, false)).expect("plan")).expect("names");
         assert_eq!(names, plans::graph_output_names(&d.graph));
         println!("{names:?}");
         let mut all: Vec<usize> = d.outputs.iter().flatten().copied().collect();
@@ -712,35 +800,104 @@ mod tests {
                 .expect("run");
         }
         assert_eq!(d.plans.lock().expect("lock").len(), 3);
-        // `prepare_next` makes one missing plan a call, 4:3 first: the default options' four
-        // shapes and the second look's (the square is there already).
+        // `prepare_next` makes one missing plan a call, 4:3 first, landscape then portrait (the
+        // transposed model): the default options' seven shapes and the second look's (the
+        // square is there already).
         let opts = DetectOptions::default();
+        assert!(d.transposable);
         assert!(d.prepare_next(&opts).expect("prepare"));
-        assert_eq!(d.plans.lock().expect("lock")[3].0, (416, 512));
-        let mut calls = 1;
+        assert!(d.prepare_next(&opts).expect("prepare"));
+        {
+            let plans = d.plans.lock().expect("lock");
+            assert_eq!(plans[3].0, (416, 512, false));
+            assert_eq!(plans[4].0, (416, 512, true));
+        }
+        let mut calls = 2;
         while d.prepare_next(&opts).expect("prepare") {
             calls += 1;
         }
-        assert_eq!(calls, 3, "four calls for the four missing plans");
+        assert_eq!(calls, 6, "seven calls for the seven missing plans");
         assert!(!d.prepare_next(&opts).expect("prepare"));
-        let kept = |plans: &[((usize, usize), plans::Plan)]| {
-            let refine = (REFINE_SIDE as usize, REFINE_SIDE as usize);
-            plans.iter().any(|(s, _)| *s == refine)
+        let kept = |plans: &[(PlanKey, plans::Plan)]| {
+            let has = |k: PlanKey| plans.iter().any(|(p, _)| *p == k);
+            has(d.key((REFINE_SIDE, REFINE_SIDE)))
                 && Canvas::sizes(&opts)
                     .into_iter()
-                    .all(|(w, h)| plans.iter().any(|(s, _)| *s == (h as usize, w as usize)))
+                    .all(|size| has(d.key(size)))
         };
         assert!(kept(&d.plans.lock().expect("lock")));
         // Past MAX_PLANS the oldest other plan goes; the default options' and the second look's
         // stay.
-        for side in [32, 64, 96, 128, 192] {
+        for side in [32, 64, 96, 128, 192, 224, 256, 288] {
             d.run(Tensor::zero::<f32>(&[1, 3, side, side]).expect("zeros"))
                 .expect("run");
         }
         let plans = d.plans.lock().expect("lock");
         assert_eq!(plans.len(), MAX_PLANS);
         assert!(kept(&plans));
-        assert!(!plans.iter().any(|(s, _)| *s == (64, 64)));
+        assert!(!plans.iter().any(|(k, _)| *k == (64, 64, false)));
+    }
+
+    #[test]
+    fn the_transposed_model_on_a_transposed_canvas_gives_the_same_outputs() {
+        // A portrait image: at working size 128 its canvas is 96 wide and 128 high.
+        let img = RgbImage::from_fn(120, 200, |x, y| {
+            image::Rgb([
+                (x * 7 + y * 3) as u8,
+                ((x * y) % 251) as u8,
+                (y * 5 + (x / 9) * 40) as u8,
+            ])
+        });
+        let opts = DetectOptions {
+            working_size: 128,
+            ..DetectOptions::default()
+        };
+        let d = Detector::new().expect("yunet");
+        let transposed = d.canvas(img.width(), img.height(), &opts);
+        assert!(transposed.transposed);
+        assert_eq!(transposed.size, (96, 128));
+        let plain = Canvas {
+            transposed: false,
+            ..transposed
+        };
+        let t = d
+            .run_with(transposed.input(&img).expect("input"), true)
+            .expect("run");
+        let p = d.run(plain.input(&img).expect("input")).expect("run");
+        let (rows, cols) = (128usize, 96usize);
+        for (slot, stride) in d.outputs.iter().zip(yunet::STRIDES) {
+            let s = stride as usize;
+            let (rows, cols) = (rows / s, cols / s);
+            for (&i, width) in slot.iter().zip([1, 1, 4, 10]) {
+                let a = t[i]
+                    .try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>())
+                    .expect("f32");
+                let b = p[i]
+                    .try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>())
+                    .expect("f32");
+                assert_eq!(a.len(), rows * cols * width);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        for k in 0..width {
+                            let (x, y) =
+                                (a[(c * rows + r) * width + k], b[(r * cols + c) * width + k]);
+                            assert!(
+                                (x - y).abs() < 1e-3,
+                                "stride {stride}, output {i}, cell ({c}, {r}): {x} vs {y}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // And so the same faces: none here, as on the untransposed canvas.
+        let found = d.detect(&img, &opts).expect("detect");
+        let untransposed = d
+            .detect_canvas(plain.input(&img).expect("input"), false, &opts)
+            .expect("detect");
+        assert_eq!(found.len(), untransposed.len());
     }
 
     #[test]

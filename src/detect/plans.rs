@@ -48,6 +48,16 @@ pub fn plan_for(graph: &graph::Graph, height: usize, width: usize) -> Result<Pla
         .and_then(|m| crate::model::plan(m).map_err(|e| Error::model("detector", e)))
 }
 
+/// An optimised plan of the transposed model (`Graph::to_typed_transposed_with`) for
+/// `[1, 3, height, width]` inputs: transposed canvases `width` high and `height` wide.
+pub fn plan_transposed_for(graph: &graph::Graph, height: usize, width: usize) -> Result<Plan> {
+    let size = |v: usize| i64::try_from(v).map_err(|e| Error::model("detector", e));
+    graph
+        .to_typed_transposed_with(&[("H", size(height)?), ("W", size(width)?)])
+        .map_err(|e| Error::model("detector", e))
+        .and_then(|m| crate::model::plan(m).map_err(|e| Error::model("detector", e)))
+}
+
 /// The ONNX names of a graph's outputs, in output order.
 pub fn graph_output_names(graph: &graph::Graph) -> Vec<String> {
     graph

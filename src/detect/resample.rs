@@ -55,7 +55,7 @@ fn weights(input: usize, output: usize, filter: Filter) -> Vec<(usize, Vec<f32>)
 
 /// Resamples the RGB bytes `src` (`width` x `height`, row-major) to `out_w` x `out_h` and writes
 /// them as BGR planes (0-255) into `planes` (`3 x height x width`, `canvas` = `(width, height)`)
-/// at `offset`.
+/// at `offset`; with `transpose`, into the transposed planes (`3 x width x height`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn into_bgr_planes(
     src: &[u8],
@@ -65,6 +65,7 @@ pub(crate) fn into_bgr_planes(
     planes: &mut [f32],
     (canvas_w, canvas_h): (usize, usize),
     (ox, oy): (usize, usize),
+    transpose: bool,
 ) {
     let plane = canvas_w * canvas_h;
     let window = Window {
@@ -74,7 +75,12 @@ pub(crate) fn into_bgr_planes(
     };
     resample(src, window, (out_w, out_h), filter, |x, y, [r, g, b]| {
         // BGR plane order.
-        let at = (y + oy) * canvas_w + ox + x;
+        // Transposed: the canvas's columns are the planes' rows.
+        let at = if transpose {
+            (x + ox) * canvas_h + oy + y
+        } else {
+            (y + oy) * canvas_w + ox + x
+        };
         planes[at] = to_byte(b);
         planes[plane + at] = to_byte(g);
         planes[2 * plane + at] = to_byte(r);
@@ -184,6 +190,7 @@ mod tests {
             &mut planes,
             (side, side),
             (0, 0),
+            false,
         );
         planes
     }
@@ -266,6 +273,7 @@ mod tests {
             &mut planes,
             (8, 6),
             (3, 3),
+            false,
         );
         for c in 0..3 {
             for y in 0..6 {
@@ -285,6 +293,26 @@ mod tests {
             &mut planes,
             (8, 6),
             (0, 0),
+            false,
         );
+        // Transposed, the same pixels land at swapped coordinates.
+        let mut transposed = vec![-1f32; 3 * 48];
+        into_bgr_planes(
+            img.as_raw(),
+            (10, 10),
+            (4, 2),
+            Filter::Triangle,
+            &mut transposed,
+            (8, 6),
+            (3, 3),
+            true,
+        );
+        for c in 0..3 {
+            for y in 0..6 {
+                for x in 0..8 {
+                    assert_eq!(transposed[c * 48 + x * 6 + y], planes[c * 48 + y * 8 + x]);
+                }
+            }
+        }
     }
 }

@@ -23,12 +23,15 @@ pub struct Level<'a> {
 }
 
 /// The candidates of one level scoring at least `threshold`, in canvas pixels (edge
-/// coordinates), on a canvas `width` pixels wide. Returns `None` when the slices do not fit the
-/// grid (a model that is not YuNet).
+/// coordinates), on a canvas `width` pixels wide. With `transposed`, the model ran on the
+/// canvas transposed (`Graph::to_typed_transposed_with`): its grid's rows are the canvas's
+/// columns, and each cell's values are those of the untransposed model. Returns `None` when the
+/// slices do not fit the grid (a model that is not YuNet).
 pub fn decode(
     level: &Level<'_>,
     width: u32,
     height: u32,
+    transposed: bool,
     threshold: f32,
 ) -> Option<Vec<Detection>> {
     let s = level.stride as usize;
@@ -50,7 +53,11 @@ pub fn decode(
         if score.is_nan() || score < threshold {
             continue;
         }
-        let (c, r) = ((i % cols) as f32, (i / cols) as f32);
+        let (c, r) = if transposed {
+            ((i / rows) as f32, (i % rows) as f32)
+        } else {
+            ((i % cols) as f32, (i / cols) as f32)
+        };
         let b = &level.bbox[i * 4..i * 4 + 4];
         let (cx, cy) = ((c + b[0]) * sf, (r + b[1]) * sf);
         let (w, h) = (b[2].exp() * sf, b[3].exp() * sf);
@@ -105,8 +112,7 @@ mod tests {
     fn grid_cells_are_row_major_and_offsets_scale_by_stride() {
         // Cell 6 of a 4-column grid: column 2, row 1.
         let outputs = level_with_one_face(6, 0.8);
-        let level = level(&outputs);
-        let dets = decode(&level, 64, 32, 0.5).expect("fits");
+        let dets = decode(&level(&outputs), 64, 32, false, 0.5).expect("fits");
         assert_eq!(dets.len(), 1);
         let d = dets[0];
         // sqrt(0.8 * 0.8)
@@ -125,17 +131,22 @@ mod tests {
                 "{j}: {p:?}"
             );
         }
+        // The same cell of a transposed run: its grid is 4 rows (the canvas's columns) of 2, so
+        // column 2, row 1 is cell 2 * 2 + 1; the values mean what they mean untransposed.
+        let outputs = level_with_one_face(5, 0.8);
+        let transposed = decode(&level(&outputs), 64, 32, true, 0.5).expect("fits");
+        assert_eq!(transposed, dets);
     }
 
     #[test]
     fn low_scores_and_nan_are_dropped() {
         let outputs = level_with_one_face(3, 0.4);
         let level = level(&outputs);
-        assert!(decode(&level, 64, 32, 0.5).expect("fits").is_empty());
-        assert_eq!(decode(&level, 64, 32, 0.3).expect("fits").len(), 1);
+        assert!(decode(&level, 64, 32, false, 0.5).expect("fits").is_empty());
+        assert_eq!(decode(&level, 64, 32, false, 0.3).expect("fits").len(), 1);
         let nan = vec![f32::NAN; 8];
         let level = Level { cls: &nan, ..level };
-        assert!(decode(&level, 64, 32, 0.0).expect("fits").is_empty());
+        assert!(decode(&level, 64, 32, false, 0.0).expect("fits").is_empty());
     }
 
     #[test]
@@ -143,7 +154,7 @@ mod tests {
         let outputs = level_with_one_face(0, 0.9);
         let level = level(&outputs);
         // A 64x64 canvas has 8 cells at stride 16, not 4... nor 16.
-        assert!(decode(&level, 64, 64, 0.5).is_none());
-        assert!(decode(&level, 32, 32, 0.5).is_none());
+        assert!(decode(&level, 64, 64, false, 0.5).is_none());
+        assert!(decode(&level, 32, 32, false, 0.5).is_none());
     }
 }

@@ -163,13 +163,13 @@ fn main() -> Result<(), String> {
             };
             let (work, _) = fit_within(&img, WORK_SIDE);
             // The stages of `Detector::detect`: scaling onto the canvas, the model, the rest.
-            let canvas = agegender::detect::Canvas::new(work.width(), work.height(), &opts);
+            let canvas = detector.canvas(work.width(), work.height(), &opts);
             let (cw, ch) = canvas.size;
             let t = Instant::now();
             let input = canvas.input(&work).map_err(err)?;
             let canvas_ms = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            detector.run(input).map_err(err)?;
+            detector.run_with(input, canvas.transposed).map_err(err)?;
             let model_ms = t.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
             let faces = detector.detect(&work, &opts).map_err(err)?;
