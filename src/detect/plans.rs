@@ -41,21 +41,25 @@ pub fn plan(graph: &graph::Graph, side: usize) -> Result<Plan> {
 /// pixels). The graph is built with the sizes set (`Graph::to_typed_with`), not built symbolic
 /// and then `set_symbols`: that took about 200 ms more in the page.
 pub fn plan_for(graph: &graph::Graph, height: usize, width: usize) -> Result<Plan> {
-    let size = |v: usize| i64::try_from(v).map_err(|e| Error::model("detector", e));
-    graph
-        .to_typed_with(&[("H", size(height)?), ("W", size(width)?)])
-        .map_err(|e| Error::model("detector", e))
-        .and_then(|m| crate::model::plan(m).map_err(|e| Error::model("detector", e)))
+    plan_of(graph, height, width, false)
 }
 
 /// An optimised plan of the transposed model (`Graph::to_typed_transposed_with`) for
 /// `[1, 3, height, width]` inputs: transposed canvases `width` high and `height` wide.
 pub fn plan_transposed_for(graph: &graph::Graph, height: usize, width: usize) -> Result<Plan> {
+    plan_of(graph, height, width, true)
+}
+
+fn plan_of(graph: &graph::Graph, height: usize, width: usize, transposed: bool) -> Result<Plan> {
     let size = |v: usize| i64::try_from(v).map_err(|e| Error::model("detector", e));
-    graph
-        .to_typed_transposed_with(&[("H", size(height)?), ("W", size(width)?)])
-        .map_err(|e| Error::model("detector", e))
-        .and_then(|m| crate::model::plan(m).map_err(|e| Error::model("detector", e)))
+    let values = [("H", size(height)?), ("W", size(width)?)];
+    let model = if transposed {
+        graph.to_typed_transposed_with(&values)
+    } else {
+        graph.to_typed_with(&values)
+    };
+    let model = model.map_err(|e| Error::model("detector", e))?;
+    crate::model::plan(model).map_err(|e| Error::model("detector", e))
 }
 
 /// The ONNX names of a graph's outputs, in output order.
