@@ -313,16 +313,18 @@ impl Detector {
         })
     }
 
-    /// The canvas for an image (see [`Canvas::new`]), not transposed if the model cannot be.
+    /// The canvas for an image (see [`Canvas::new`]), transposed as its plan is ([`Detector::key`]:
+    /// not at all if the model cannot be).
     pub fn canvas(&self, width: u32, height: u32, opts: &DetectOptions) -> Canvas {
         let canvas = Canvas::new(width, height, opts);
         Canvas {
-            transposed: canvas.transposed && self.transposable,
+            transposed: self.key(canvas.size).2,
             ..canvas
         }
     }
 
-    /// The plan a canvas of this size (width, height) runs on.
+    /// The plan a canvas of this size (width, height) runs on: the one place that decides which
+    /// canvases run transposed.
     fn key(&self, (w, h): (u32, u32)) -> PlanKey {
         if self.transposable && h > w {
             (w as usize, h as usize, true)

@@ -31,11 +31,6 @@ fn open_canvas(_: &[Option<usize>]) -> Result<Vec<Option<String>>> {
     Ok(["1", "3", "H", "W"].map(|d| Some(d.into())).to_vec())
 }
 
-/// An optimised plan for `[1, 3, side, side]` inputs.
-pub fn plan(graph: &graph::Graph, side: usize) -> Result<Plan> {
-    plan_for(graph, side, side)
-}
-
 /// An optimised plan for `[1, 3, height, width]` inputs. Concrete sizes only: a plan with
 /// symbolic height and width ran 6-7x slower in tract 0.23 (measured natively at 256 to 640
 /// pixels). The graph is built with the sizes set (`Graph::to_typed_with`), not built symbolic
