@@ -147,10 +147,16 @@ impl Canvas {
         // Never enlarged: faces over about 400 canvas pixels are found less often (UTKFace's
         // 200x200 crops enlarged 2.56x: 249 of 253 found with no margin, against 253 at 1x).
         let scale = (room as f32 / width.max(height).max(1) as f32).min(1.0);
-        let fit = |v: u32| ((v as f32 * scale).round() as u32).clamp(1, room);
-        let content = (fit(width), fit(height));
+        let content = (fit_to(width, scale, room), fit_to(height, scale, room));
         // The longer content side gets the working size; the shorter the smallest short side
-        // that keeps its margin (the working size itself always does).
+        // that keeps its margin (the working size itself always does). Chosen by the image's
+        // shape as if it filled the room, so a small image takes the canvas shape a large one
+        // of its shape does: fitted to a small image's own size instead, a 96x96 FairFace crop
+        // went on a 512x352 canvas, which found 117 fewer of 40,000 such faces than the square.
+        let filled = {
+            let k = room as f32 / width.max(height).max(1) as f32;
+            (fit_to(width, k, room), fit_to(height, k, room))
+        };
         let short = |c: u32| {
             short_sides(side, margin)
                 .into_iter()
@@ -158,10 +164,10 @@ impl Canvas {
                 .min()
                 .unwrap_or(side)
         };
-        let size = if content.0 >= content.1 {
-            (side, short(content.1))
+        let size = if filled.0 >= filled.1 {
+            (side, short(filled.1))
         } else {
-            (short(content.0), side)
+            (short(filled.0), side)
         };
         Self {
             scale,
@@ -228,6 +234,11 @@ impl Canvas {
         );
         Tensor::from_shape(&self.input_shape(), &data).map_err(|e| Error::model("detector", e))
     }
+}
+
+/// An image side `v` scaled by `k` onto a canvas with `room` pixels inside its margins.
+fn fit_to(v: u32, k: f32, room: u32) -> u32 {
+    ((v as f32 * k).round() as u32).clamp(1, room)
 }
 
 /// The canvas side for a working size: a multiple of the coarsest stride.
@@ -631,11 +642,17 @@ mod tests {
         assert_eq!(Canvas::new(1920, 1080, &opts).size, (640, 416));
         assert_eq!(Canvas::new(1000, 900, &opts).size, (640, 640));
         assert!(!Canvas::new(1000, 1000, &opts).transposed);
-        // A small crop is not enlarged; it is centred on the shape that fits it with its margin.
+        // A small crop is not enlarged; it is centred on the canvas of its shape, the one a
+        // large image of that shape takes.
         let c = Canvas::new(200, 100, &opts);
         assert_eq!(
             (c.size, c.content, c.offset),
             ((640, 416), (200, 100), (220, 158))
+        );
+        let c = Canvas::new(96, 96, &opts);
+        assert_eq!(
+            (c.size, c.content, c.offset),
+            ((640, 640), (96, 96), (272, 272))
         );
         // Working sizes round up to the stride; a margin of 0 leaves the whole canvas.
         let c = Canvas::new(
@@ -649,7 +666,7 @@ mod tests {
         );
         assert_eq!(
             (c.size, c.content, c.offset),
-            ((320, 192), (1, 1), (159, 95))
+            ((320, 320), (1, 1), (159, 159))
         );
     }
 
