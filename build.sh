@@ -74,6 +74,55 @@ ensure_node() {
     fi
 }
 
+# The version of CRATE that Cargo.lock holds.
+locked_version() {
+    awk -v name="name = \"$1\"" '$0 == name { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+
+# The page's module links three tract crates narrowed to what our two models run
+# (tools/lean-tract/README.md): copies of their crates.io sources at the locked versions, with
+# the patches in tools/lean-tract/ applied, made once into the target folder. After lean_tract,
+# the wasm steps pass LEAN_TRACT (cargo --config arguments) to build against them; native builds
+# use tract as published.
+LEAN_TRACT=()
+lean_tract() {
+    if [ ${#LEAN_TRACT[@]} -gt 0 ]; then return; fi
+    command -v patch >/dev/null || ensure_apt patch
+    local dir crate ver src dst stamp
+    dir="$(realpath -m "${WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-target}}")/lean-tract"
+    # Puts the locked versions' sources under the registry folder.
+    cargo fetch --locked --quiet
+    for crate in tract-data tract-core tract-linalg; do
+        ver=$(locked_version "$crate")
+        dst="$dir/$crate"
+        stamp="$ver $(sha256sum <"tools/lean-tract/$crate.patch" | cut -c1-16)"
+        if [ "$(cat "$dst/.lean-tract" 2>/dev/null)" != "$stamp" ]; then
+            src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -mindepth 2 -maxdepth 2 \
+                -type d -name "$crate-$ver" | head -n 1)
+            [ -n "$src" ] || { echo "no crates.io source of $crate $ver" >&2; exit 1; }
+            say "lean tract: $crate $ver + tools/lean-tract/$crate.patch"
+            rm -rf "$dst"
+            mkdir -p "$dir"
+            cp -r "$src" "$dst"
+            patch -p1 --batch --quiet -d "$dst" -i "$PWD/tools/lean-tract/$crate.patch"
+            echo "$stamp" >"$dst/.lean-tract"
+        fi
+        LEAN_TRACT+=(--config "patch.crates-io.$crate.path=\"$dst\"")
+    done
+}
+
+# Runs a cargo command against the lean tract. Cargo writes a [patch] into Cargo.lock; the
+# committed lock names crates.io's tract, so it is put back afterwards.
+with_lean_tract() {
+    local saved rc=0
+    saved=$(mktemp)
+    cp Cargo.lock "$saved"
+    "$@" || rc=$?
+    cp "$saved" Cargo.lock
+    rm -f "$saved"
+    return "$rc"
+}
+
 # The wasm steps may use their own target folder, so they do not evict native build artefacts.
 wasm_env() {
     if [ -n "${WASM_TARGET_DIR:-}" ]; then
@@ -85,9 +134,10 @@ wasm_env() {
 
 build() {
     ensure_wasm_tools
+    lean_tract
     say "wasm-pack build (profile wasm: release, dependencies for size) -> www/pkg"
-    wasm_env wasm-pack build --mode no-install --profile wasm --target web --no-typescript --no-pack \
-        --out-dir www/pkg .
+    with_lean_tract wasm_env wasm-pack build --mode no-install --profile wasm --target web \
+        --no-typescript --no-pack --out-dir www/pkg . -- "${LEAN_TRACT[@]}"
     wasm_size "wasm size" www/pkg/agegender_bg.wasm
 
     # The same crate with relaxed SIMD: tract's matrix kernels use fused multiply-adds (about 0.9x
@@ -99,8 +149,8 @@ build() {
     out=$(mktemp -d)
     CARGO_TARGET_DIR="${WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-target}}/relaxed-simd" \
         RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
-        wasm-pack build --mode no-install --profile wasm --target web --no-typescript --no-pack \
-        --out-dir "$out" .
+        with_lean_tract wasm-pack build --mode no-install --profile wasm --target web \
+        --no-typescript --no-pack --out-dir "$out" . -- "${LEAN_TRACT[@]}"
     # One glue script serves both modules: they must import and export the same things.
     if ! cmp -s "$out/agegender.js" www/pkg/agegender.js; then
         echo "the relaxed-simd build's agegender.js differs from the plain build's" >&2
@@ -126,6 +176,7 @@ run_tests() {
     ensure_wasm_tools
     ensure_browser
     ensure_node
+    lean_tract
 
     say "cargo fmt --check"
     cargo fmt --all -- --check
@@ -143,7 +194,8 @@ run_tests() {
     # Only tests/web.rs and tests/web_bad_input.rs run in the browser (the other test files are
     # native-only; examples too).
     WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" CHROMEDRIVER="$CHROMEDRIVER_BIN" \
-        wasm_env wasm-pack test --headless --chrome --mode no-install -- --test web --test web_bad_input
+        with_lean_tract wasm_env wasm-pack test --headless --chrome --mode no-install -- \
+        --test web --test web_bad_input "${LEAN_TRACT[@]}"
 
     build
 
