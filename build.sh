@@ -5,6 +5,7 @@
 #   ./build.sh              build the wasm module and the page into www/pkg
 #   ./build.sh serve [PORT] build, then serve www/ on http://127.0.0.1:PORT/ (default 8000)
 #   ./build.sh test         every test: native, fmt, clippy, browser (wasm-pack) and end-to-end
+#   ./build.sh test-web     the browser (wasm-pack) tests alone
 #
 # Environment: AGEGENDER_DATA (data folder for the tests that need photos), CARGO_TARGET_DIR,
 # WASM_TARGET_DIR (target folder for the wasm builds only; defaults to CARGO_TARGET_DIR).
@@ -113,13 +114,17 @@ lean_tract() {
 
 # Runs a cargo command against the lean tract. Cargo writes a [patch] into Cargo.lock; the
 # committed lock names crates.io's tract, so it is put back afterwards.
+# (A trap puts it back too when the script is interrupted.)
 with_lean_tract() {
-    local saved rc=0
-    saved=$(mktemp)
-    cp Cargo.lock "$saved"
+    local rc=0
+    LOCK_SAVED=$(mktemp)
+    cp Cargo.lock "$LOCK_SAVED"
+    trap 'cp "$LOCK_SAVED" Cargo.lock; rm -f "$LOCK_SAVED"' EXIT
+    trap 'exit 130' INT TERM
     "$@" || rc=$?
-    cp "$saved" Cargo.lock
-    rm -f "$saved"
+    cp "$LOCK_SAVED" Cargo.lock
+    rm -f "$LOCK_SAVED"
+    trap - EXIT INT TERM
     return "$rc"
 }
 
@@ -172,6 +177,16 @@ serve() {
     exec python3 tools/serve.py --port "${1:-8000}"
 }
 
+# The browser tests alone (a part of run_tests).
+web_tests() {
+    # Debug build with optimised dependencies (see Cargo.toml); model loading takes a while there.
+    # Only tests/web.rs and tests/web_bad_input.rs run in the browser (the other test files are
+    # native-only; examples too).
+    WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" CHROMEDRIVER="$CHROMEDRIVER_BIN" \
+        with_lean_tract wasm_env wasm-pack test --headless --chrome --mode no-install -- \
+        --test web --test web_bad_input "${LEAN_TRACT[@]}"
+}
+
 run_tests() {
     ensure_wasm_tools
     ensure_browser
@@ -189,13 +204,8 @@ run_tests() {
     say "cargo test --workspace (native; AGEGENDER_DATA=${AGEGENDER_DATA:-unset})"
     cargo test --workspace
 
-    say "wasm-pack test --headless --chrome (browser tests)"
-    # Debug build with optimised dependencies (see Cargo.toml); model loading takes a while there.
-    # Only tests/web.rs and tests/web_bad_input.rs run in the browser (the other test files are
-    # native-only; examples too).
-    WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" CHROMEDRIVER="$CHROMEDRIVER_BIN" \
-        with_lean_tract wasm_env wasm-pack test --headless --chrome --mode no-install -- \
-        --test web --test web_bad_input "${LEAN_TRACT[@]}"
+    say "wasm-pack test --headless --chrome (browser tests, lean tract)"
+    web_tests
 
     build
 
@@ -208,5 +218,6 @@ case "${1:-build}" in
     build) build ;;
     serve) shift; serve "$@" ;;
     test) run_tests ;;
-    *) echo "usage: $0 [build|serve [PORT]|test]" >&2; exit 2 ;;
+    test-web) ensure_wasm_tools; ensure_browser; lean_tract; web_tests ;;
+    *) echo "usage: $0 [build|serve [PORT]|test|test-web]" >&2; exit 2 ;;
 esac
