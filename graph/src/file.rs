@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 use crate::ops::OpSpec;
 use crate::tensor::{self, TensorInfo};
 
-const MAGIC: &[u8; 8] = b"AGGRAPH1";
+/// Version 2: enums externally tagged (`{"Conv": {...}}`), which loads without serde's buffered
+/// `Content` deserialiser (about 85 KB of the page's module); version 1 files are refused.
+const MAGIC: &[u8; 8] = b"AGGRAPH2";
 
 /// A model: nodes in evaluation order, each wired to earlier ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +35,6 @@ pub struct Node {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind")]
 pub enum NodeKind {
     /// A model input: datum type and shape (expressions over symbols such as `H`).
     Source {
@@ -121,7 +122,7 @@ pub(crate) fn from_typed(model: &TypedModel, weights: Weights) -> Result<Graph> 
 impl Graph {
     /// Whether `bytes` start as a graph file does (and not, say, as an ONNX file).
     pub fn is_graph_file(bytes: &[u8]) -> bool {
-        bytes.starts_with(MAGIC)
+        bytes.starts_with(&MAGIC[..7])
     }
 
     /// The file's bytes.
@@ -138,9 +139,13 @@ impl Graph {
 
     /// Reads a file written by [`Graph::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
-        let rest = bytes
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| Error::format("wrong magic"))?;
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
+            if Self::is_graph_file(bytes) {
+                Error::format("an older graph file version: write it again from its ONNX file")
+            } else {
+                Error::format("wrong magic")
+            }
+        })?;
         let (len, rest) = rest
             .split_first_chunk::<4>()
             .ok_or_else(|| Error::format("truncated header length"))?;
@@ -303,5 +308,51 @@ impl Graph {
             .select_output_outlets(&outputs)
             .map_err(Error::tract)?;
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Graph {
+        Graph {
+            nodes: vec![Node {
+                name: "input".into(),
+                kind: NodeKind::Source {
+                    dt: "F32".into(),
+                    shape: vec!["1".into(), "3".into(), "H".into(), "W".into()],
+                },
+                inputs: vec![],
+            }],
+            outputs: vec![Output {
+                wire: Wire { node: 0, slot: 0 },
+                label: Some("input".into()),
+            }],
+            tensors: vec![],
+            body: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn a_graph_comes_back_equal_and_its_enums_are_externally_tagged() {
+        let bytes = tiny().to_bytes().unwrap();
+        assert!(Graph::is_graph_file(&bytes));
+        assert_eq!(Graph::from_bytes(&bytes).unwrap(), tiny());
+        let header = String::from_utf8_lossy(&bytes[12..bytes.len() - 3]).into_owned();
+        assert!(
+            header.contains(r#""kind":{"Source":{"dt":"F32""#),
+            "{header}"
+        );
+    }
+
+    #[test]
+    fn an_older_version_is_refused_by_name() {
+        let mut bytes = tiny().to_bytes().unwrap();
+        bytes[7] = b'1';
+        assert!(Graph::is_graph_file(&bytes));
+        let err = Graph::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(err.contains("older graph file version"), "{err}");
+        assert!(!Graph::is_graph_file(b"\x08\x07onnx"));
     }
 }

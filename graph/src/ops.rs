@@ -15,7 +15,6 @@ use tract_core::ops::nn::{DataFormat, NearestUpsample, Reduce, Reducer};
 
 /// One op, with its options as plain values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op")]
 pub enum OpSpec {
     Conv {
         pool: Pool,
@@ -109,7 +108,6 @@ pub struct Pool {
 
 /// tract's `PaddingSpec`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind")]
 pub enum Padding {
     Explicit {
         before: Vec<usize>,

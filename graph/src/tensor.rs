@@ -20,7 +20,6 @@ pub struct TensorInfo {
 
 /// How a constant's values are stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind")]
 pub enum Encoding {
     /// Little-endian values of the datum type.
     Raw,
