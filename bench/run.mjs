@@ -360,7 +360,7 @@ function versions() {
   return {
     rustc: sh('rustc', ['--version']),
     node: process.version,
-    tract: crate('tract-onnx'),
+    tract: crate('tract-core'),
     playwrightCore: pkg('playwright-core'),
     onnxruntimeWebPackage: pkg('onnxruntime-web'),
     faceapiPackage: pkg('@vladmandic/face-api'),
@@ -389,7 +389,7 @@ function report(R) {
   p('  (a shared machine: builds or a training run may use its two cores meanwhile, which is why ratios are paired round by round).');
   const v = R.versions;
   p(`- Chromium ${v.chromium ?? 'n/a'} (headless, software only), Node ${v.node}, playwright-core ${v.playwrightCore}`);
-  p(`- ours: tract-onnx ${v.tract}, ${v.rustc}; wasm32 with +simd128, profile \`wasm\` (release: opt-level "s", LTO; dependencies "z" but tract-linalg 3), single thread`);
+  p(`- ours: tract-core ${v.tract} narrowed by \`tools/lean-tract/\` (the page's module; tractbench links tract as published), ${v.rustc}; wasm32 with +simd128, profile \`wasm\` (release: opt-level "s", LTO; dependencies "z" but tract-linalg 3), single thread`);
   p(`- onnxruntime-web ${v.onnxruntimeWebPackage} (wasm backend, SIMD build, 1 thread, graph optimisation "all")`);
   p(`- face-api.js: @vladmandic/face-api ${v.faceapi ?? v.faceapiPackage}; TinyFaceDetector (input 416) + AgeGenderNet`);
   p(`- PyTorch ${v.torch ?? R.trainer?.torch?.[0]?.torch ?? 'n/a'} (CPU)`);

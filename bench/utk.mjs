@@ -308,7 +308,7 @@ export function utkReport(U, p) {
     const side = 200 * (1 + 2 * (U.pad ?? 1));
     p('- **photo**: each library\'s whole pipeline, detector first, on the crop as a photo. face-api.js:');
     p('  `detectSingleFace(canvas, new TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.5 })).withAgeAndGender()`;');
-    p('  ours: `trainer predict` (the page\'s pipeline: BlazeFace, alignment by the eyes; the largest');
+    p('  ours: `trainer predict` (the page\'s pipeline: YuNet, alignment by the eyes; the largest');
     p(`  face with an estimate). "padded": the crop centred on a mid-grey ${side}x${side} canvas, a face in a`);
     p('  photo (ours reads the very same pixels, as PNG); "as is": the 200x200 crop itself, a face filling');
     p('  the frame, which face-api.js\'s detector mostly misses. A face not found (or too small for an');
