@@ -91,7 +91,14 @@ async function watchPage(context) {
     });
     document.addEventListener('DOMContentLoaded', () => {
       const el = document.getElementById('status');
-      new MutationObserver(() => seen.statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+      // Each text set, from the mutation records: two statuses set in one task (a fast download's
+      // progress, then "Compiling") are both kept, where reading the element would see the last.
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.type === 'characterData') seen.statuses.push(r.target.data);
+          for (const n of r.addedNodes) seen.statuses.push(n.textContent);
+        }
+      }).observe(el, { childList: true, characterData: true, subtree: true });
     });
   });
 }
