@@ -6,6 +6,7 @@
 // to stderr, the rounds and their median to stdout (JSON).
 //
 //   node bench/webcam.mjs [ROUNDS]     (after ./build.sh and the end-to-end test; npm ci here)
+// bench/run.mjs runs it (4 rounds) after its browser section when the still is there.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
