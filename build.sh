@@ -24,9 +24,9 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# The wasm-bindgen version the crate is locked to; the CLI must match it exactly.
-wasm_bindgen_version() {
-    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+# The version of CRATE that Cargo.lock holds (for wasm-bindgen, the one the CLI must match exactly).
+locked_version() {
+    awk -v name="name = \"$1\"" '$0 == name { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
 }
 
 ensure_apt() {
@@ -47,7 +47,7 @@ ensure_wasm_tools() {
     rustup target list --installed | grep -qx "$WASM_TARGET" || rustup target add "$WASM_TARGET"
 
     local want have
-    want=$(wasm_bindgen_version)
+    want=$(locked_version wasm-bindgen)
     have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
     if [ "$have" != "$want" ]; then
         say "cargo install wasm-bindgen-cli $want (found: ${have:-none})"
@@ -73,11 +73,6 @@ ensure_node() {
         (cd tests/e2e && npm ci --no-audit --no-fund)
         touch tests/e2e/node_modules
     fi
-}
-
-# The version of CRATE that Cargo.lock holds.
-locked_version() {
-    awk -v name="name = \"$1\"" '$0 == name { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
 }
 
 # The page's module links three tract crates narrowed to what our two models run

@@ -13,7 +13,7 @@ use crate::ops::OpSpec;
 use crate::tensor::{self, TensorInfo};
 
 /// Version 2: enums externally tagged (`{"Conv": {...}}`), which loads without serde's buffered
-/// `Content` deserialiser (about 85 KB of the page's module); version 1 files are refused.
+/// `Content` deserialiser (58 KB of the page's module's serde code); version 1 files are refused.
 const MAGIC: &[u8; 8] = b"AGGRAPH2";
 
 /// A model: nodes in evaluation order, each wired to earlier ones.
