@@ -1,4 +1,20 @@
-// Shared by run.mjs and utk.mjs: opens the benchmark page and collects its errors.
+// Shared by the bench scripts: serves www/ and opens the benchmark page, collecting its errors.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Starts `tools/serve.py` on a free port: `{ proc, origin }` once it listens (kill `proc` when
+ * done). */
+export async function serveWww() {
+  const proc = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const [line] = await once(createInterface({ input: proc.stdout }), 'line');
+  return { proc, origin: new URL(line.replace(/^serving /, '')).origin };
+}
 
 /**
  * Opens `${origin}/bench-page/` in a new page of `target` (a playwright Browser or context) and

@@ -6,13 +6,11 @@
 //   CONFIGS: ';'-separated JSON option objects, default: the defaults, then working size 512,
 //   then working size 512 with one classifier run ('plain').
 // Needs www/pkg (./build.sh) and AGEGENDER_DATA (photos/); CHROMIUM as for the e2e test.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { serveWww } from './session.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // playwright-core comes from the e2e test's packages (no second copy).
@@ -23,11 +21,7 @@ const configs = (process.argv[3] || '{};{"detect":{"working_size":512}};{"detect
   .split(';')
   .map((s) => JSON.parse(s));
 
-const proc = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], {
-  stdio: ['ignore', 'pipe', 'ignore'],
-});
-const [line] = await once(createInterface({ input: proc.stdout }), 'line');
-const origin = new URL(line.replace(/^serving /, '')).origin;
+const { proc, origin } = await serveWww();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,

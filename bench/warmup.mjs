@@ -11,13 +11,11 @@
 // place of www/pkg: a paired cold-start comparison of two modules.
 //
 //   node bench/warmup.mjs [ROUNDS] [--pkg DIR]     (after ./build.sh and npm ci here)
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serveWww } from './session.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const photo = path.join(process.env.AGEGENDER_DATA || '/work/shared/data', 'photos/group-1.jpg');
@@ -36,9 +34,7 @@ const WARM_UP = `
 const warmed = worker.replace(/^ *phase\('prepare'.*\n/m, (line) => line + WARM_UP);
 if (warmed === worker) throw new Error("no phase('prepare', ...) line in worker.js to put the warm-up after");
 
-const proc = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
-const [line] = await once(createInterface({ input: proc.stdout }), 'line');
-const origin = new URL(line.replace(/^serving /, '')).origin;
+const { proc, origin } = await serveWww();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,

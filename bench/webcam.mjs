@@ -7,13 +7,11 @@
 //
 //   node bench/webcam.mjs [ROUNDS]     (after ./build.sh and the end-to-end test; npm ci here)
 // bench/run.mjs runs it (4 rounds) after its browser section when the still is there.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serveWww } from './session.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const still = path.join(root, 'tests/artifacts/webcam-still.y4m');
@@ -22,9 +20,7 @@ const rounds = Number(process.argv[2] || 3);
 const WARM_S = 3;
 const MEASURE_S = 10;
 
-const proc = spawn('python3', [path.join(root, 'tools/serve.py'), '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
-const [line] = await once(createInterface({ input: proc.stdout }), 'line');
-const origin = new URL(line.replace(/^serving /, '')).origin;
+const { proc, origin } = await serveWww();
 
 async function round() {
   const browser = await chromium.launch({
