@@ -27,9 +27,9 @@ const COLD_TIMEOUT_MS = 120_000;
 const rounds = Number(args[0] || 5);
 const worker = fs.readFileSync(path.join(root, 'www/worker.js'), 'utf8');
 const WARM_UP = `
-  t = performance.now();
+  const tWarm = performance.now();
   analyzer.analyze(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, {});
-  phase('warmup', performance.now() - t);
+  phase('warmup', performance.now() - tWarm);
 `;
 const warmed = worker.replace(/^ *phase\('prepare'.*\n/m, (line) => line + WARM_UP);
 if (warmed === worker) throw new Error("no phase('prepare', ...) line in worker.js to put the warm-up after");

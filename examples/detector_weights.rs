@@ -4,8 +4,8 @@
 //! either way), and how far the int8 model moves the boxes, eyes and scores of the faces both
 //! find.
 //!
-//! `AGEGENDER_DATA=/work/shared/data cargo run --release --example detector_weights [-- N]`
-//! (N UTKFace crops, default 500).
+//! `AGEGENDER_DATA=/work/shared/data cargo run --release --example detector_weights [-- N [BITS]]`
+//! (N UTKFace crops, default 500; BITS of the quantised weights, default 8).
 
 use std::path::{Path, PathBuf};
 
@@ -86,7 +86,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args().nth(1).map_or(Ok(500), |a| a.parse())?;
     let onnx = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/model/yunet_n.onnx"))?;
     let exact = Detector::from_bytes(&onnx)?;
-    let int8 = Detector::from_bytes(&plans::graph_file(&onnx, graph::Weights::Int8)?)?;
+    let bits: u32 = std::env::args().nth(2).map_or(Ok(8), |a| a.parse())?;
+    let weights = match bits {
+        8 => graph::Weights::Int8,
+        b => graph::Weights::Bits(b),
+    };
+    println!("f32 against {bits}-bit weights ({weights:?}), reported as int8");
+    let int8 = Detector::from_bytes(&plans::graph_file(&onnx, weights)?)?;
     let opts = DetectOptions::default();
     let run = |img: &RgbImage| -> Result<_, agegender::Error> {
         Ok((exact.detect(img, &opts)?, int8.detect(img, &opts)?))

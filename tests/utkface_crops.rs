@@ -96,13 +96,22 @@ fn aligned_crops_are_found_with_eyes_in_place() {
     let files = sample(Path::new(&root), n);
     let mut report = Vec::new();
     for degrees in [0.0f32, 30.0, -30.0] {
-        let (mut found, mut in_place, mut missed) = (0, 0, Vec::new());
+        let (mut found, mut in_place, mut missed, mut misplaced) = (0, 0, Vec::new(), Vec::new());
         for path in &files {
             let (img, m) = rotated(&crop_200(path), degrees.to_radians());
             let dets = detector.detect(&img, &opts).expect("detect");
             let (l, r) = (inverse(&m, tl), inverse(&m, tr));
             if matching(&dets, l, r, tolerance).is_some() {
                 in_place += 1;
+            } else {
+                // How far the nearest face's eyes are, in template eye distances: a near miss
+                // or a misread face.
+                let dist = |p: [f32; 2], q: [f32; 2]| (p[0] - q[0]).hypot(p[1] - q[1]);
+                let off = dets
+                    .iter()
+                    .map(|d| dist(d.keypoints[LEFT_EYE], l).max(dist(d.keypoints[RIGHT_EYE], r)))
+                    .fold(f32::INFINITY, f32::min);
+                misplaced.push(format!("{:.2}", off / (tolerance / EYE_TOLERANCE)));
             }
             // Found: the eyes on the right sides of the face's centre, tilted the right way.
             let c = inverse(&m, [100.0, 100.0]);
@@ -119,7 +128,7 @@ fn aligned_crops_are_found_with_eyes_in_place() {
         }
         let n = files.len() as f32;
         println!(
-            "rotated {degrees:+.0} degrees: {found}/{} found ({:.1}%), {in_place} with both eyes within {tolerance:.0} px of the template ({:.1}%); missed {missed:?}",
+            "rotated {degrees:+.0} degrees: {found}/{} found ({:.1}%), {in_place} with both eyes within {tolerance:.0} px of the template ({:.1}%); missed {missed:?}; the others' eyes off by {misplaced:?} eye distances",
             files.len(),
             100.0 * found as f32 / n,
             100.0 * in_place as f32 / n,

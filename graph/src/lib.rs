@@ -34,6 +34,9 @@ pub enum Weights {
     /// Also quantise the other f32 weights (rank 2 and up) to int8 with a symmetric scale per
     /// output channel: a quarter of the bytes, outputs within the quantisation error.
     Int8,
+    /// As [`Weights::Int8`] on the grid of this many bits (2..=8), still stored as int8 values:
+    /// the same bytes raw, fewer gzipped.
+    Bits(u32),
 }
 
 /// Writes a (decluttered) typed model as a [`Graph`]: the nodes its outputs need, in evaluation

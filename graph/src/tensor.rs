@@ -157,14 +157,38 @@ fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<Quantised>> {
     }
     Ok(match weights {
         Weights::Int8 => quantise(w, shape, 0, false).map(|(s, q)| (0, s, q)),
+        Weights::Bits(bits) => {
+            let levels = ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32;
+            quantise_on(w, shape, 0, levels, false).map(|(s, q)| (0, s, q))
+        }
         Weights::Exact => None,
     })
 }
 
+/// The largest integer an exporter's channel may use: int8's 127, or a coarser grid (the
+/// classifier's 6-bit weights use +-31) whose int8 values gzip packs into fewer bits.
+const LEVELS: [f32; 5] = [127.0, 63.0, 31.0, 15.0, 7.0];
+
 /// Symmetric int8 per index along `axis`. With `exact`, only if `q * scale` gives back every
-/// value bit for bit (trying the few floats next to `max / 127`, since the exporter's scale
-/// times 127 was rounded).
+/// value bit for bit (trying the few floats next to `max / L` for each grid of [`LEVELS`], since
+/// the exporter's scale times `L` was rounded).
 fn quantise(w: &[f32], shape: &[usize], axis: usize, exact: bool) -> Option<(Vec<f32>, Vec<i8>)> {
+    if exact {
+        return LEVELS
+            .iter()
+            .find_map(|&levels| quantise_on(w, shape, axis, levels, true));
+    }
+    quantise_on(w, shape, axis, 127.0, false)
+}
+
+/// [`quantise`] on the grid whose largest value is `levels`.
+fn quantise_on(
+    w: &[f32],
+    shape: &[usize],
+    axis: usize,
+    levels: f32,
+    exact: bool,
+) -> Option<(Vec<f32>, Vec<i8>)> {
     let (outer, n, inner) = split(shape, axis)?;
     let index = |o: usize, c: usize, i: usize| (o * n + c) * inner + i;
     let mut scales = vec![0f32; n];
@@ -175,7 +199,7 @@ fn quantise(w: &[f32], shape: &[usize], axis: usize, exact: bool) -> Option<(Vec
         if !max.is_finite() {
             return None;
         }
-        let base = max / 127.0;
+        let base = max / levels;
         let candidates = [
             base,
             base.next_up(),
@@ -245,6 +269,38 @@ mod tests {
             "{info:?}"
         );
         assert_eq!(info.len, 72);
+        let a = back.try_as_plain_ram().unwrap();
+        let a = a.as_slice::<f32>().unwrap();
+        assert!(
+            a.iter()
+                .zip(&values)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+    }
+
+    #[test]
+    fn a_coarser_grid_is_stored_as_its_small_int8_values_bit_for_bit() {
+        // 6-bit weights (the classifier's export): q in -31..=31, each channel reaching 31.
+        let scales = [0.041f32, 0.0077, 2.9];
+        let values: Vec<f32> = (0..48)
+            .map(|k| {
+                let q = if k % 16 == 3 {
+                    -31
+                } else {
+                    ((k * 13) % 63) as i32 - 31
+                };
+                q as f32 * scales[k / 16] + 0.0
+            })
+            .collect();
+        let t = Tensor::from_shape(&[3, 16], &values).unwrap();
+        let mut body = vec![];
+        let info = write(&t, Weights::Exact, &mut body).unwrap();
+        assert!(
+            matches!(info.encoding, Encoding::Int8 { axis: 0, .. }),
+            "{info:?}"
+        );
+        assert!(body.iter().all(|&b| (-31..=31).contains(&(b as i8))));
+        let back = read(&info, &body).unwrap();
         let a = back.try_as_plain_ram().unwrap();
         let a = a.as_slice::<f32>().unwrap();
         assert!(

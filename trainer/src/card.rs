@@ -140,6 +140,9 @@ pub struct Quantization {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Variant {
+    /// Bits of the quantised weights (stored as int8); cards before the option had 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<u32>,
     pub bytes: usize,
     /// Native tract, median over repeated runs on this machine, in milliseconds per face.
     pub native_ms_per_face: Speed,

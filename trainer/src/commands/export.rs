@@ -49,6 +49,11 @@ pub struct ExportArgs {
     /// Ship f32 even if int8 keeps accuracy.
     #[arg(long)]
     pub no_int8: bool,
+    /// Bits of the quantised weights (stored as int8): fewer make the page's gzipped download
+    /// smaller; the quantised model ships only if it keeps accuracy on validation.
+    #[arg(long, default_value_t = defaults::WEIGHT_BITS,
+          value_parser = clap::value_parser!(u32).range(4..=8))]
+    pub weight_bits: u32,
     /// Folder for the report (plots and test metrics).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -98,6 +103,9 @@ impl ExportArgs {
         a.extend(["--out".into(), self.out.display().to_string()]);
         if self.no_int8 {
             a.push("--no-int8".into());
+        }
+        if self.weight_bits != defaults::WEIGHT_BITS {
+            a.extend(["--weight-bits".into(), self.weight_bits.to_string()]);
         }
         if let Some(p) = &self.calibration_from {
             a.extend(["--calibration-from".into(), p.display().to_string()]);
@@ -206,17 +214,20 @@ pub fn export(a: &ExportArgs, samples: Option<&[Sample]>, data_label: &str) -> R
         "agegender age/gender classifier; {} epochs on {}",
         state.epochs_done, data_label
     );
-    let f32_bytes = encode(&to_onnx(&portable, false, &doc));
+    let f32_bytes = encode(&to_onnx(&portable, None, &doc));
     let f32_model = Classifier::from_bytes(&f32_bytes)?;
     let diff = max_logit_diff(&reference, &f32_model.logits(&goldens)?);
     // Written so that a NaN difference also refuses the export.
     if diff.is_nan() || diff > F32_TOLERANCE {
         return Err(Error::ExportMismatch { diff });
     }
-    let int8_bytes = encode(&to_onnx(&portable, true, &doc));
+    let int8_bytes = encode(&to_onnx(&portable, Some(a.weight_bits), &doc));
     let int8_model = Classifier::from_bytes(&int8_bytes)?;
     let int8_diff = max_logit_diff(&reference, &int8_model.logits(&goldens)?);
-    eprintln!("tract check: f32 max diff {diff:.2e}, int8 max diff {int8_diff:.3}");
+    eprintln!(
+        "tract check: f32 max diff {diff:.2e}, int8 ({} bits) max diff {int8_diff:.3}",
+        a.weight_bits
+    );
     let (f32_speed, int8_speed) = (time_per_face(&f32_model)?, time_per_face(&int8_model)?);
     eprintln!(
         "native tract ms/face (batch 1, 16): f32 {:.2}, {:.2}; int8 {:.2}, {:.2}",
@@ -357,21 +368,25 @@ pub fn export(a: &ExportArgs, samples: Option<&[Sample]>, data_label: &str) -> R
         parameters: portable.parameters(),
         quantization: Quantization {
             f32: Variant {
+                bits: None,
                 bytes: f32_bytes.len(),
                 native_ms_per_face: f32_speed,
                 val: f32_val.map(|v| v.0),
             },
             int8: Variant {
+                bits: Some(a.weight_bits),
                 bytes: int8_bytes.len(),
                 native_ms_per_face: int8_speed,
                 val: int8_val.map(|v| v.0),
             },
             shipped: if use_int8 {
-                "int8 weights, per-output-channel symmetric scales, dequantised by Cast+Mul (folded by tract at load)"
+                format!(
+                    "{}-bit weights stored as int8, per-output-channel symmetric scales, dequantised by Cast+Mul (folded by tract at load)",
+                    a.weight_bits
+                )
             } else {
-                "f32"
-            }
-            .into(),
+                "f32".into()
+            },
         },
         training: Training {
             best_epoch: state.best_epoch,
@@ -456,6 +471,7 @@ mod tests {
             data: None,
             fairface: FairFaceArgs::default(),
             no_int8: false,
+            weight_bits: crate::defaults::WEIGHT_BITS,
             report: Some(report.clone()),
             calibration_from: None,
         };

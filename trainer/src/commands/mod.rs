@@ -118,6 +118,7 @@ mod tests {
             data: Some("<utkface>".into()),
             fairface: Default::default(),
             no_int8: true,
+            weight_bits: 5,
             report: None,
             calibration_from: Some("model/agegender.json".into()),
         };

@@ -82,14 +82,15 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-/// Symmetric int8 quantisation with one scale per output channel. `rows` output channels of
-/// `per_row` consecutive values when `row_major`, else `per_row` is the stride (dense layers,
-/// whose outputs are the last axis).
+/// Symmetric quantisation to `bits` bits (2..=8), stored as int8, with one scale per output
+/// channel; `channel_of` gives the channel of each flat index.
 fn quantize(
     data: &[f32],
     channels: usize,
     channel_of: impl Fn(usize) -> usize,
+    bits: u32,
 ) -> (Vec<i8>, Vec<f32>) {
+    let levels = ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32;
     let mut max = vec![0.0f32; channels];
     for (i, v) in data.iter().enumerate() {
         let c = channel_of(i);
@@ -97,19 +98,19 @@ fn quantize(
     }
     let scales: Vec<f32> = max
         .iter()
-        .map(|m| if *m > 0.0 { m / 127.0 } else { 1.0 })
+        .map(|m| if *m > 0.0 { m / levels } else { 1.0 })
         .collect();
     let q = data
         .iter()
         .enumerate()
-        .map(|(i, v)| (v / scales[channel_of(i)]).round().clamp(-127.0, 127.0) as i8)
+        .map(|(i, v)| (v / scales[channel_of(i)]).round().clamp(-levels, levels) as i8)
         .collect();
     (q, scales)
 }
 
-/// How to quantise a weight: channel count, the scale tensor's dims, and the channel of each
-/// flat index.
-type Quant<'a> = (usize, Vec<i64>, &'a dyn Fn(usize) -> usize);
+/// How to quantise a weight: bits, channel count, the scale tensor's dims, and the channel of
+/// each flat index.
+type Quant<'a> = (u32, usize, Vec<i64>, &'a dyn Fn(usize) -> usize);
 
 /// Adds a weight initializer, either as f32 or as int8 + scales dequantised in the graph.
 fn add_weight(
@@ -121,8 +122,8 @@ fn add_weight(
 ) {
     match quant {
         None => g.initializer.push(f32_tensor(name, dims, data)),
-        Some((channels, scale_dims, channel_of)) => {
-            let (q, scales) = quantize(data, channels, channel_of);
+        Some((bits, channels, scale_dims, channel_of)) => {
+            let (q, scales) = quantize(data, channels, channel_of, bits);
             let (qn, fname, sn) = (
                 format!("{name}_q"),
                 format!("{name}_f"),
@@ -154,8 +155,10 @@ fn add_weight(
     }
 }
 
-/// Builds the ONNX model. With `int8`, weights are stored quantised (about 4x smaller).
-pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
+/// Builds the ONNX model. With `bits`, weights are quantised to that many bits and stored as
+/// int8 (about 4x smaller; fewer bits make the int8 values more compressible, so the gzipped
+/// page smaller).
+pub fn to_onnx(p: &Portable, bits: Option<u32>, doc: &str) -> ModelProto {
     let mut g = GraphProto {
         name: "agegender".into(),
         ..Default::default()
@@ -180,11 +183,14 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
             &w,
             &dims,
             &c.weight,
-            int8.then_some((
-                l.cout,
-                vec![l.cout as i64, 1, 1, 1],
-                &of as &dyn Fn(usize) -> usize,
-            )),
+            bits.map(|bits| {
+                (
+                    bits,
+                    l.cout,
+                    vec![l.cout as i64, 1, 1, 1],
+                    &of as &dyn Fn(usize) -> usize,
+                )
+            }),
         );
         g.initializer
             .push(f32_tensor(&b, &[l.cout as i64], &c.bias));
@@ -228,11 +234,14 @@ pub fn to_onnx(p: &Portable, int8: bool, doc: &str) -> ModelProto {
             &w,
             &[d.inputs as i64, d.outputs as i64],
             &d.weight,
-            int8.then_some((
-                d.outputs,
-                vec![1, d.outputs as i64],
-                &of as &dyn Fn(usize) -> usize,
-            )),
+            bits.map(|bits| {
+                (
+                    bits,
+                    d.outputs,
+                    vec![1, d.outputs as i64],
+                    &of as &dyn Fn(usize) -> usize,
+                )
+            }),
         );
         g.initializer
             .push(f32_tensor(&b, &[d.outputs as i64], &d.bias));
@@ -293,13 +302,13 @@ mod tests {
         let reference: Vec<(Vec<f32>, f32)> = ages.into_iter().zip(genders).collect();
         let portable = fold(&model, &cfg.net);
 
-        let f32_bytes = encode(&to_onnx(&portable, false, "test"));
+        let f32_bytes = encode(&to_onnx(&portable, None, "test"));
         let classifier = Classifier::from_bytes(&f32_bytes).unwrap();
         assert_eq!(classifier.input_size(), 48);
         let got = classifier.logits(&crops).unwrap();
         assert!(max_logit_diff(&reference, &got) < 1e-4);
 
-        let int8_bytes = encode(&to_onnx(&portable, true, "test"));
+        let int8_bytes = encode(&to_onnx(&portable, Some(8), "test"));
         assert!(
             int8_bytes.len() < f32_bytes.len() / 2,
             "{} vs {}",
@@ -315,7 +324,7 @@ mod tests {
         // A gender calibration folded into the head moves only the gender logit, affinely.
         let mut calibrated = portable.clone();
         calibrated.calibrate_gender(0.8, 0.45);
-        let got = Classifier::from_bytes(&encode(&to_onnx(&calibrated, false, "test")))
+        let got = Classifier::from_bytes(&encode(&to_onnx(&calibrated, None, "test")))
             .unwrap()
             .logits(&crops)
             .unwrap();
@@ -330,11 +339,15 @@ mod tests {
     #[test]
     fn quantisation_is_per_channel_and_round_trips() {
         let data = [0.5f32, -1.0, 0.25, 100.0, -50.0, 0.0];
-        let (q, scales) = quantize(&data, 2, |i| i / 3);
+        let (q, scales) = quantize(&data, 2, |i| i / 3, 8);
         assert_eq!(q[1], -127);
         assert_eq!(q[3], 127);
         for (i, v) in data.iter().enumerate() {
             assert!((q[i] as f32 * scales[i / 3] - v).abs() <= scales[i / 3] / 2.0 + 1e-6);
         }
+        // Six bits: the same channels on the grid -31..=31.
+        let (q, scales) = quantize(&data, 2, |i| i / 3, 6);
+        assert_eq!((q[1], q[3], q[4]), (-31, 31, -16));
+        assert_eq!(scales, [1.0 / 31.0, 100.0 / 31.0]);
     }
 }

@@ -181,7 +181,7 @@ mod tests {
             &cfg.net,
         );
         let onnx = data.join("source.onnx");
-        std::fs::write(&onnx, encode(&to_onnx(&portable, false, "t"))).unwrap();
+        std::fs::write(&onnx, encode(&to_onnx(&portable, None, "t"))).unwrap();
         // With a zero learning rate the imported net is the exported one: same head, and the
         // same validation error up to the norms' running statistics.
         let frozen = TrainConfig {
