@@ -232,6 +232,17 @@ fn quantise_on(
 mod tests {
     use super::*;
 
+    /// The tensor read back holds exactly these floats.
+    fn assert_same_bits(back: &Tensor, values: &[f32]) {
+        let a = back.try_as_plain_ram().unwrap();
+        let a = a.as_slice::<f32>().unwrap();
+        assert!(
+            a.iter()
+                .zip(values)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+    }
+
     fn roundtrip(t: &Tensor, weights: Weights) -> (TensorInfo, Tensor) {
         let mut body = vec![];
         let info = write(t, weights, &mut body).unwrap();
@@ -269,13 +280,7 @@ mod tests {
             "{info:?}"
         );
         assert_eq!(info.len, 72);
-        let a = back.try_as_plain_ram().unwrap();
-        let a = a.as_slice::<f32>().unwrap();
-        assert!(
-            a.iter()
-                .zip(&values)
-                .all(|(x, y)| x.to_bits() == y.to_bits())
-        );
+        assert_same_bits(&back, &values);
     }
 
     #[test]
@@ -301,13 +306,7 @@ mod tests {
         );
         assert!(body.iter().all(|&b| (-31..=31).contains(&(b as i8))));
         let back = read(&info, &body).unwrap();
-        let a = back.try_as_plain_ram().unwrap();
-        let a = a.as_slice::<f32>().unwrap();
-        assert!(
-            a.iter()
-                .zip(&values)
-                .all(|(x, y)| x.to_bits() == y.to_bits())
-        );
+        assert_same_bits(&back, &values);
     }
 
     #[test]
