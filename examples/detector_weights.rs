@@ -87,10 +87,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let onnx = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/model/yunet_n.onnx"))?;
     let exact = Detector::from_bytes(&onnx)?;
     let bits: u32 = std::env::args().nth(2).map_or(Ok(8), |a| a.parse())?;
-    let weights = match bits {
-        8 => graph::Weights::Int8,
-        b => graph::Weights::Bits(b),
-    };
+    // `Bits(8)` is `Int8`, the shipped detector's weights.
+    let weights = graph::Weights::Bits(bits);
     println!("f32 against {bits}-bit weights ({weights:?}), reported as int8");
     let int8 = Detector::from_bytes(&plans::graph_file(&onnx, weights)?)?;
     let opts = DetectOptions::default();

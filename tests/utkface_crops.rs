@@ -58,13 +58,15 @@ fn inverse(m: &Similarity, p: [f32; 2]) -> [f32; 2] {
 }
 
 /// The detection whose eyes are nearest the expected ones, if both are within `tolerance`.
-fn matching(dets: &[Detection], l: [f32; 2], r: [f32; 2], tolerance: f32) -> Option<&Detection> {
+/// How far a face's eyes are from `l` and `r`: the farther of the two, in pixels.
+fn eye_error(d: &Detection, l: [f32; 2], r: [f32; 2]) -> f32 {
     let dist = |p: [f32; 2], q: [f32; 2]| (p[0] - q[0]).hypot(p[1] - q[1]);
+    dist(d.keypoints[LEFT_EYE], l).max(dist(d.keypoints[RIGHT_EYE], r))
+}
+
+fn matching(dets: &[Detection], l: [f32; 2], r: [f32; 2], tolerance: f32) -> Option<&Detection> {
     dets.iter()
-        .map(|d| {
-            let e = dist(d.keypoints[LEFT_EYE], l).max(dist(d.keypoints[RIGHT_EYE], r));
-            (d, e)
-        })
+        .map(|d| (d, eye_error(d, l, r)))
         .filter(|(_, e)| *e <= tolerance)
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(d, _)| d)
@@ -106,10 +108,9 @@ fn aligned_crops_are_found_with_eyes_in_place() {
             } else {
                 // How far the nearest face's eyes are, in template eye distances: a near miss
                 // or a misread face.
-                let dist = |p: [f32; 2], q: [f32; 2]| (p[0] - q[0]).hypot(p[1] - q[1]);
                 let off = dets
                     .iter()
-                    .map(|d| dist(d.keypoints[LEFT_EYE], l).max(dist(d.keypoints[RIGHT_EYE], r)))
+                    .map(|d| eye_error(d, l, r))
                     .fold(f32::INFINITY, f32::min);
                 misplaced.push(format!("{:.2}", off / (tolerance / EYE_TOLERANCE)));
             }

@@ -151,37 +151,33 @@ fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<Quantised>> {
     let mut axes = vec![0, t.rank() - 1];
     axes.dedup();
     for &axis in &axes {
-        if let Some((scales, q)) = quantise(w, shape, axis, true) {
+        if let Some((scales, q)) = exact_grid(w, shape, axis) {
             return Ok(Some((axis, scales, q)));
         }
     }
-    Ok(match weights {
-        Weights::Int8 => quantise(w, shape, 0, false).map(|(s, q)| (0, s, q)),
-        Weights::Bits(bits) => {
-            let levels = ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32;
-            quantise_on(w, shape, 0, levels, false).map(|(s, q)| (0, s, q))
-        }
-        Weights::Exact => None,
-    })
+    let levels = match weights {
+        Weights::Int8 => 127.0,
+        Weights::Bits(bits) => ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32,
+        Weights::Exact => return Ok(None),
+    };
+    Ok(quantise_on(w, shape, 0, levels, false).map(|(s, q)| (0, s, q)))
 }
 
 /// The largest integer an exporter's channel may use: int8's 127, or a coarser grid (the
 /// classifier's 6-bit weights use +-31) whose int8 values gzip packs into fewer bits.
 const LEVELS: [f32; 5] = [127.0, 63.0, 31.0, 15.0, 7.0];
 
-/// Symmetric int8 per index along `axis`. With `exact`, only if `q * scale` gives back every
-/// value bit for bit (trying the few floats next to `max / L` for each grid of [`LEVELS`], since
-/// the exporter's scale times `L` was rounded).
-fn quantise(w: &[f32], shape: &[usize], axis: usize, exact: bool) -> Option<(Vec<f32>, Vec<i8>)> {
-    if exact {
-        return LEVELS
-            .iter()
-            .find_map(|&levels| quantise_on(w, shape, axis, levels, true));
-    }
-    quantise_on(w, shape, axis, 127.0, false)
+/// Symmetric int8 per index along `axis` that gives back every value bit for bit as `q *
+/// scale`, on one of the grids of [`LEVELS`] (trying the few floats next to `max / L`, since the
+/// exporter's scale times `L` was rounded).
+fn exact_grid(w: &[f32], shape: &[usize], axis: usize) -> Option<(Vec<f32>, Vec<i8>)> {
+    LEVELS
+        .iter()
+        .find_map(|&levels| quantise_on(w, shape, axis, levels, true))
 }
 
-/// [`quantise`] on the grid whose largest value is `levels`.
+/// Symmetric int8 per index along `axis` on the grid whose largest value is `levels`; with
+/// `exact`, only if it gives back every value bit for bit ([`exact_grid`]).
 fn quantise_on(
     w: &[f32],
     shape: &[usize],
