@@ -74,6 +74,7 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
         fit_val: false,
         label_fixes: None,
         fairface_weight: None,
+        qat_bits: None,
     }
 }
 

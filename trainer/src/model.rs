@@ -11,6 +11,8 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::activation::relu;
+use burn::tensor::module::{conv2d, linear};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -158,6 +160,7 @@ impl NetConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             age: LinearConfig::new(self.features(), self.age_bins).init(device),
             gender: LinearConfig::new(self.features(), 1).init(device),
+            qat_bits: 0,
         }
     }
 }
@@ -175,6 +178,28 @@ pub struct AgeGenderNet {
     pub dropout: Dropout,
     pub age: Linear,
     pub gender: Linear,
+    /// Quantisation-aware training: when 2..=8, the forward pass sees every weight on the grid
+    /// `export --weight-bits` will put it on (symmetric, per output channel, the channel's
+    /// largest magnitude at the top level), and gradients pass straight through the rounding.
+    /// Per-channel grids commute with folding batch norm's per-channel scale into the
+    /// convolution, so the unfolded weights' grid is the exported one. 0: off.
+    #[module(skip)]
+    pub qat_bits: u32,
+}
+
+/// `w` rounded to the `bits`-bit symmetric grid of each slice along `out_dim` (straight-through:
+/// the forward value is the rounded one, the gradient that of the identity).
+fn fake_quant<const D: usize>(w: Tensor<D>, bits: u32, out_dim: usize) -> Tensor<D> {
+    let levels = ((1u32 << (bits.clamp(2, 8) - 1)) - 1) as f32;
+    let mut max = w.clone().abs().detach();
+    for d in 0..D {
+        if d != out_dim {
+            max = max.max_dim(d);
+        }
+    }
+    let scale = max.clamp_min(1e-12) / levels;
+    let q = (w.clone() / scale.clone()).round().clamp(-levels, levels) * scale;
+    w.clone() + (q - w).detach()
 }
 
 impl AgeGenderNet {
@@ -182,15 +207,32 @@ impl AgeGenderNet {
     /// gender logit `[N, 1]`).
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut x = x;
+        let bits = self.qat_bits;
         for layer in &self.trunk {
-            x = relu(layer.bn.forward(layer.conv.forward(x)));
+            let y = if (2..=8).contains(&bits) {
+                let c = &layer.conv;
+                // `NetConfig::init`'s padding: half the kernel on every side.
+                let pad = [c.kernel_size[0] / 2, c.kernel_size[1] / 2];
+                let options = ConvOptions::new(c.stride, pad, c.dilation, c.groups);
+                let weight = fake_quant(c.weight.val(), bits, 0);
+                conv2d(x, weight, c.bias.as_ref().map(|b| b.val()), options)
+            } else {
+                layer.conv.forward(x)
+            };
+            x = relu(layer.bn.forward(y));
         }
         let pooled: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         let pooled = self.dropout.forward(pooled);
-        (
-            self.age.forward(pooled.clone()),
-            self.gender.forward(pooled),
-        )
+        let head = |l: &Linear, x: Tensor<2>| {
+            if (2..=8).contains(&bits) {
+                // burn stores a linear weight as [inputs, outputs].
+                let weight = fake_quant(l.weight.val(), bits, 1);
+                linear(x, weight, l.bias.as_ref().map(|b| b.val()))
+            } else {
+                l.forward(x)
+            }
+        };
+        (head(&self.age, pooled.clone()), head(&self.gender, pooled))
     }
 }
 
@@ -310,5 +352,50 @@ mod tests {
         // The new channels are live: their incoming weights are not all zero.
         let w = values(new.trunk[8].conv.weight.val());
         assert!(w[8 * 12..].iter().any(|v| *v != 0.0));
+    }
+
+    #[test]
+    fn quantisation_aware_forward_sees_the_exported_grid() {
+        let dev = Device::flex();
+        let net = NetConfig::tiny();
+        let bits = 3;
+        let mut qat = net.init(&dev);
+        qat.qat_bits = bits;
+        // The same net with its weights snapped to the grid, run plainly.
+        let mut snapped = net.init(&dev).load_record(qat.clone().into_record());
+        assert_eq!(snapped.qat_bits, 0);
+        for layer in &mut snapped.trunk {
+            layer.conv.weight = layer.conv.weight.clone().map(|w| fake_quant(w, bits, 0));
+            // At most 2 * 3 + 1 distinct values in each output channel.
+            let w = values(layer.conv.weight.val());
+            let per_out = w.len() / layer.conv.weight.dims()[0];
+            for ch in w.chunks(per_out) {
+                let max = ch.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(ch.iter().all(|v| {
+                    let k = v / (max / 3.0);
+                    (k - k.round()).abs() < 1e-3
+                }));
+            }
+        }
+        for l in [&mut snapped.age, &mut snapped.gender] {
+            l.weight = l.weight.clone().map(|w| fake_quant(w, bits, 1));
+        }
+        let x: Vec<f32> = (0..2 * 3 * 32 * 32)
+            .map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0)
+            .collect();
+        let input = || Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 3, 32, 32]), &dev);
+        // `valid()` (validation, `predict_logits`) keeps the setting.
+        assert_eq!(qat.valid().qat_bits, bits);
+        crate::fixtures::assert_same_outputs(&qat, &snapped, input, 1e-4);
+        let plain = net.init(&dev).load_record(qat.clone().into_record());
+        let (a, _) = plain.valid().forward(input());
+        let (b, _) = qat.valid().forward(input());
+        // (A fresh net's logits are mostly its biases: the grid moves them little.)
+        assert!(
+            values(a)
+                .iter()
+                .zip(values(b))
+                .any(|(p, q)| (p - q).abs() > 1e-6)
+        );
     }
 }

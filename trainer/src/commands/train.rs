@@ -114,6 +114,11 @@ pub struct TrainArgs {
     /// or that are left out; validation and test labels are never changed.
     #[arg(long)]
     pub label_fixes: Option<PathBuf>,
+    /// Quantisation-aware training: the forward pass sees the weights as `export
+    /// --weight-bits` with the same bits will store them (a fine-tune from `--init` before
+    /// exporting at fewer bits).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=8))]
+    pub qat_bits: Option<u32>,
 }
 
 impl TrainArgs {
@@ -158,6 +163,7 @@ impl TrainArgs {
                 .fairface
                 .is_some()
                 .then_some(self.fairface_weight),
+            qat_bits: self.qat_bits,
         })
     }
 
@@ -214,6 +220,7 @@ impl TrainArgs {
             },
             fit_val: cfg.fit_val,
             label_fixes: cfg.label_fixes.clone(),
+            qat_bits: cfg.qat_bits,
         }
     }
 
@@ -268,6 +275,9 @@ impl TrainArgs {
         }
         if let Some(p) = &self.label_fixes {
             opt("label-fixes", path(p));
+        }
+        if let Some(b) = self.qat_bits {
+            opt("qat-bits", b.to_string());
         }
         let flags = [
             ("tiny", self.tiny),

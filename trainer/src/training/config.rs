@@ -49,6 +49,10 @@ pub struct TrainConfig {
     /// once for every other face (a fraction draws a fresh subset each epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fairface_weight: Option<f32>,
+    /// Quantisation-aware training at this many bits (`AgeGenderNet::qat_bits`): export with
+    /// the same `--weight-bits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qat_bits: Option<u32>,
 }
 
 fn is_zero(v: &f32) -> bool {

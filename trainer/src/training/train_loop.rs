@@ -215,6 +215,7 @@ pub fn train(
             (model, cfg.optimizer(), state)
         }
     };
+    model.qat_bits = cfg.qat_bits.unwrap_or(0);
 
     let n_fairface = train_set
         .iter()
