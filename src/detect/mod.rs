@@ -155,10 +155,13 @@ impl Canvas {
         // of its shape does: fitted to a small image's own size instead, a 96x96 FairFace crop
         // went on a 512x352 canvas, which found 117 fewer of 40,000 such faces than the square.
         let filled = (fit_to(width, fill, room), fit_to(height, fill, room));
+        // The shorter side's margin may shrink to SHORT_MARGIN of the margin to fit a smaller
+        // canvas: a 9:10 portrait (group-2) then takes the 4:5 canvas, 0.875x the square's work.
+        let short_margin = (margin as f32 * SHORT_MARGIN).ceil() as u32;
         let short = |c: u32| {
             short_sides(side, margin)
                 .into_iter()
-                .filter(|&s| s >= c + 2 * margin)
+                .filter(|&s| s >= c + 2 * short_margin)
                 .min()
                 .unwrap_or(side)
         };
@@ -274,6 +277,9 @@ fn short_sides(side: u32, margin: u32) -> Vec<u32> {
     sides
 }
 
+/// The least share of the margin kept on a canvas's shorter side (see `Canvas::new`).
+const SHORT_MARGIN: f32 = 0.75;
+
 /// Reductions at least this large are box-averaged (see `Canvas::input`).
 const THUMBNAIL_RATIO: usize = 3;
 
@@ -360,19 +366,24 @@ impl Detector {
 
     /// Makes the first plan of [`Detector::prepare`]'s that is missing, if any, and says whether
     /// any is still missing: the page makes them one at a time while idle, so that a photo
-    /// arriving meanwhile waits for one plan at most. Most common shapes first: 4:3 landscape
-    /// and portrait, the square, the second look's, then the rest.
+    /// arriving meanwhile waits for one plan at most. Most common shapes first: the canvases of
+    /// 4:3 landscape and portrait photos, the square, the second look's, then the rest.
     pub fn prepare_next(&self, opts: &DetectOptions) -> Result<bool> {
         opts.validate()?;
-        let mut wanted: Vec<PlanKey> = Canvas::sizes(opts)
-            .into_iter()
-            .map(|size| self.key(size))
-            .collect();
-        wanted.insert(wanted.len().min(3), self.key((REFINE_SIDE, REFINE_SIDE)));
-        if wanted.len() > 3 {
-            // 4:3 landscape and portrait before the square.
-            wanted[..3].rotate_left(1);
+        let sizes = Canvas::sizes(opts);
+        let mut wanted: Vec<PlanKey> = Vec::with_capacity(sizes.len() + 1);
+        let first = [
+            Canvas::new(4000, 3000, opts).size,
+            Canvas::new(3000, 4000, opts).size,
+            sizes[0],
+        ];
+        for size in first.into_iter().chain(sizes) {
+            let key = self.key(size);
+            if !wanted.contains(&key) {
+                wanted.push(key);
+            }
         }
+        wanted.insert(wanted.len().min(3), self.key((REFINE_SIDE, REFINE_SIDE)));
         let missing = {
             let plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
             wanted
@@ -619,32 +630,39 @@ mod tests {
             working_size: 640,
             ..DetectOptions::default()
         };
-        // A 4000x3000 photo: 64 px margins, 512x384 content centred on a 640x512 canvas (4:3
-        // needs 384 + 2 * 64 = 512).
+        // A 4000x3000 photo: 512x384 content centred on a 640x480 canvas, 64 px margins at
+        // its ends and 48 (3/4) above and below (384 + 2 * 48 = 480, the 3:2 canvas).
         let c = Canvas::new(4000, 3000, &opts);
         assert_eq!(
             (c.size, c.content, c.offset),
-            ((640, 512), (512, 384), (64, 64))
+            ((640, 480), (512, 384), (64, 48))
         );
         assert!((c.scale - 0.128).abs() < 1e-6);
         // Canvas points map back to the photo.
-        assert_eq!(c.to_image([64.0, 64.0]), [0.0, 0.0]);
-        let [x, y] = c.to_image([576.0, 448.0]);
+        assert_eq!(c.to_image([64.0, 48.0]), [0.0, 0.0]);
+        let [x, y] = c.to_image([576.0, 432.0]);
         assert!((x - 4000.0).abs() < 1e-2 && (y - 3000.0).abs() < 1e-2);
         // Portrait and 16:9 take their own shapes, portrait ones transposed; a nearly square
         // photo the square.
         let c = Canvas::new(3000, 4000, &opts);
         assert_eq!(
             (c.size, c.offset, c.transposed),
-            ((512, 640), (64, 64), true)
+            ((480, 640), (48, 64), true)
         );
-        assert_eq!(c.input_shape(), [1, 3, 512, 640]);
+        assert_eq!(c.input_shape(), [1, 3, 480, 640]);
         assert_eq!(Canvas::new(1920, 1080, &opts).size, (640, 416));
-        // 5:4, and a 4:5 portrait as social sites crop them.
-        assert_eq!(Canvas::new(1920, 1537, &opts).size, (640, 544));
-        assert_eq!(Canvas::new(1080, 1350, &opts).size, (544, 640));
+        // 5:4, and a 4:5 portrait as social sites crop them, on the 4:3 canvas.
+        assert_eq!(Canvas::new(1920, 1537, &opts).size, (640, 512));
+        assert_eq!(Canvas::new(1080, 1350, &opts).size, (512, 640));
         assert_eq!(Canvas::new(1000, 900, &opts).size, (640, 640));
         assert!(!Canvas::new(1000, 1000, &opts).transposed);
+        // At the default working size a 9:10 portrait (group-2) fits the 4:5 canvas with 3/4
+        // of the margin at its sides.
+        let c = Canvas::new(1024, 1143, &DetectOptions::default());
+        assert_eq!(
+            (c.size, c.content, c.offset),
+            ((448, 512), (367, 410), (40, 51))
+        );
         // A small crop is not enlarged; it is centred on the canvas of its shape, the one a
         // large image of that shape takes.
         let c = Canvas::new(200, 100, &opts);
@@ -721,8 +739,10 @@ mod tests {
                 for (w, h) in [(w, h), (h, w)] {
                     let c = Canvas::new(w, h, &opts);
                     assert!(sizes.contains(&c.size), "{w}x{h}: {c:?}");
-                    // The margin is kept on every side.
+                    // The margin is kept on every side, at least SHORT_MARGIN of it on the
+                    // shorter one.
                     let m = margin_px(canvas_side(working_size), opts.margin);
+                    let m = (m as f32 * SHORT_MARGIN).ceil() as u32;
                     assert!(c.offset.0 >= m && c.offset.1 >= m, "{w}x{h}: {c:?}");
                     assert!(c.offset.0 + c.content.0 + m <= c.size.0, "{w}x{h}: {c:?}");
                     assert!(c.offset.1 + c.content.1 + m <= c.size.1, "{w}x{h}: {c:?}");
