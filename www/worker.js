@@ -102,7 +102,7 @@ async function loadModule(path, phase) {
 }
 
 /** The module's response, passed through a counter that reports download progress (the module
- * is about 10 MB); `downloaded` resolves to `{ bytes }` when its last byte has arrived. */
+ * is about 3 MB); `downloaded` resolves to `{ bytes }` when its last byte has arrived. */
 async function fetchCounted(url) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`could not load the model (HTTP ${res.status})`);
@@ -119,7 +119,9 @@ async function fetchCounted(url) {
   }
   const total = Number(res.headers.get('Content-Length')) || 0;
   let loaded = 0;
-  let last = 0;
+  // The first chunk always reports: a worker's clock starts near 0, so `last = 0` kept a fast
+  // download (the module is about 1 MB gzipped) from showing any progress at all.
+  let last = -Infinity;
   let done;
   const downloaded = new Promise((resolve) => (done = resolve));
   const counted = res.body.pipeThrough(new TransformStream({
