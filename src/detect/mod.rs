@@ -155,9 +155,9 @@ impl Canvas {
         // of its shape does: fitted to a small image's own size instead, a 96x96 FairFace crop
         // went on a 512x352 canvas, which found 117 fewer of 40,000 such faces than the square.
         let filled = (fit_to(width, fill, room), fit_to(height, fill, room));
-        // The shorter side's margin may shrink to SHORT_MARGIN of the margin to fit a smaller
-        // canvas: a 9:10 portrait (group-2) then takes the 4:5 canvas, 0.875x the square's work.
-        let short_margin = (margin as f32 * SHORT_MARGIN).ceil() as u32;
+        // The shorter side's margin may shrink to fit a smaller canvas: a 9:10 portrait
+        // (group-2) then takes the 4:5 canvas, 0.875x the square's work.
+        let short_margin = short_margin_px(margin);
         let short = |c: u32| {
             short_sides(side, margin)
                 .into_iter()
@@ -279,6 +279,11 @@ fn short_sides(side: u32, margin: u32) -> Vec<u32> {
 
 /// The least share of the margin kept on a canvas's shorter side (see `Canvas::new`).
 const SHORT_MARGIN: f32 = 0.75;
+
+/// The least margin, in canvas pixels, on a canvas's shorter side for a margin of `margin`.
+fn short_margin_px(margin: u32) -> u32 {
+    (margin as f32 * SHORT_MARGIN).ceil() as u32
+}
 
 /// Reductions at least this large are box-averaged (see `Canvas::input`).
 const THUMBNAIL_RATIO: usize = 3;
@@ -741,8 +746,7 @@ mod tests {
                     assert!(sizes.contains(&c.size), "{w}x{h}: {c:?}");
                     // The margin is kept on every side, at least SHORT_MARGIN of it on the
                     // shorter one.
-                    let m = margin_px(canvas_side(working_size), opts.margin);
-                    let m = (m as f32 * SHORT_MARGIN).ceil() as u32;
+                    let m = short_margin_px(margin_px(canvas_side(working_size), opts.margin));
                     assert!(c.offset.0 >= m && c.offset.1 >= m, "{w}x{h}: {c:?}");
                     assert!(c.offset.0 + c.content.0 + m <= c.size.0, "{w}x{h}: {c:?}");
                     assert!(c.offset.1 + c.content.1 + m <= c.size.1, "{w}x{h}: {c:?}");

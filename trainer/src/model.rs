@@ -190,7 +190,7 @@ pub struct AgeGenderNet {
 /// `w` rounded to the `bits`-bit symmetric grid of each slice along `out_dim` (straight-through:
 /// the forward value is the rounded one, the gradient that of the identity).
 fn fake_quant<const D: usize>(w: Tensor<D>, bits: u32, out_dim: usize) -> Tensor<D> {
-    let levels = ((1u32 << (bits.clamp(2, 8) - 1)) - 1) as f32;
+    let levels = crate::onnx::write::grid_levels(bits);
     let mut max = w.clone().abs().detach();
     for d in 0..D {
         if d != out_dim {
@@ -208,8 +208,9 @@ impl AgeGenderNet {
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut x = x;
         let bits = self.qat_bits;
+        let qat = (2..=8).contains(&bits);
         for layer in &self.trunk {
-            let y = if (2..=8).contains(&bits) {
+            let y = if qat {
                 let c = &layer.conv;
                 // `NetConfig::init`'s padding: half the kernel on every side.
                 let pad = [c.kernel_size[0] / 2, c.kernel_size[1] / 2];
@@ -224,7 +225,7 @@ impl AgeGenderNet {
         let pooled: Tensor<2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         let pooled = self.dropout.forward(pooled);
         let head = |l: &Linear, x: Tensor<2>| {
-            if (2..=8).contains(&bits) {
+            if qat {
                 // burn stores a linear weight as [inputs, outputs].
                 let weight = fake_quant(l.weight.val(), bits, 1);
                 linear(x, weight, l.bias.as_ref().map(|b| b.val()))

@@ -82,6 +82,13 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
+/// The top level of the symmetric `bits`-bit grid (2..=8): the grid is -levels..=levels times
+/// a channel's scale. Shared with quantisation-aware training (`model::fake_quant`), which must
+/// see the grid the export stores.
+pub fn grid_levels(bits: u32) -> f32 {
+    ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32
+}
+
 /// Symmetric quantisation to `bits` bits (2..=8), stored as int8, with one scale per output
 /// channel; `channel_of` gives the channel of each flat index.
 fn quantize(
@@ -90,7 +97,7 @@ fn quantize(
     channel_of: impl Fn(usize) -> usize,
     bits: u32,
 ) -> (Vec<i8>, Vec<f32>) {
-    let levels = ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32;
+    let levels = grid_levels(bits);
     let mut max = vec![0.0f32; channels];
     for (i, v) in data.iter().enumerate() {
         let c = channel_of(i);
