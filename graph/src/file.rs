@@ -13,8 +13,10 @@ use crate::ops::OpSpec;
 use crate::tensor::{self, TensorInfo};
 
 /// Version 2: enums externally tagged (`{"Conv": {...}}`), which loads without serde's buffered
-/// `Content` deserialiser (58 KB of the page's module's serde code); version 1 files are refused.
-const MAGIC: &[u8; 8] = b"AGGRAPH2";
+/// `Content` deserialiser (58 KB of the page's module's serde code). Version 3: quantised
+/// tensors' scales in the body, 4-bit values packed ([`crate::Encoding`]). Older files are
+/// refused.
+const MAGIC: &[u8; 8] = b"AGGRAPH3";
 
 /// A model: nodes in evaluation order, each wired to earlier ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

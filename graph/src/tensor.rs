@@ -23,9 +23,13 @@ pub struct TensorInfo {
 pub enum Encoding {
     /// Little-endian values of the datum type.
     Raw,
-    /// An f32 tensor as int8 values times one scale per index along `axis` (f32 multiply, as
-    /// ONNX's `Cast` + `Mul` dequantisation computes it).
-    Int8 { axis: usize, scales: Vec<f32> },
+    /// An f32 tensor as small integers times one scale per index along `axis` (f32 multiply, as
+    /// ONNX's `Cast` + `Mul` dequantisation computes it). The bytes hold the scales (f32,
+    /// little-endian; binary, since as JSON text they gzipped to 6.5 KB more), then the values:
+    /// with `bits` 8 one int8 a byte; with `bits` 4 (values in -8..=7) two a byte, each plus 8,
+    /// the first in the low nibble. Packed, a 4-bit tensor gzips 12% smaller: deflate's string
+    /// matches on bytes of 16 values cost more than they save (`bench/ANALYSIS.md`).
+    Quantised { axis: usize, bits: u8 },
 }
 
 /// One datum type the file stores raw: its name and little-endian (de)coding.
@@ -75,8 +79,20 @@ pub(crate) fn write(t: &Tensor, weights: Weights, body: &mut Vec<u8>) -> Result<
     let offset = body.len();
     let encoding = match int8_of(t, weights)? {
         Some((axis, scales, values)) => {
-            body.extend(values.iter().map(|&q| q as u8));
-            Encoding::Int8 { axis, scales }
+            for s in &scales {
+                body.extend_from_slice(&s.to_le_bytes());
+            }
+            let bits = if values.iter().all(|q| (-8..=7).contains(q)) {
+                for pair in values.chunks(2) {
+                    let nibble = |q: i8| (q + 8) as u8;
+                    body.push(nibble(pair[0]) | nibble(pair.get(1).copied().unwrap_or(0)) << 4);
+                }
+                4
+            } else {
+                body.extend(values.iter().map(|&q| q as u8));
+                8
+            };
+            Encoding::Quantised { axis, bits }
         }
         None if write_raw(t, body)? => Encoding::Raw,
         None => {
@@ -108,18 +124,34 @@ pub(crate) fn read(info: &TensorInfo, body: &[u8]) -> Result<Tensor> {
             ))
         })?;
     let dt: DatumType = info.dt.parse().map_err(Error::tract)?;
-    match &info.encoding {
+    match info.encoding {
         Encoding::Raw => read_raw(dt, &info.shape, bytes),
-        Encoding::Int8 { axis, scales } => {
-            let (outer, n, inner) = split(&info.shape, *axis)
+        Encoding::Quantised { axis, bits } => {
+            let (outer, n, inner) = split(&info.shape, axis)
                 .ok_or_else(|| Error::format(format!("axis {axis} of {:?}", info.shape)))?;
-            if dt != DatumType::F32 || scales.len() != n || bytes.len() != outer * n * inner {
-                return Err(Error::format("int8 tensor does not match its shape"));
+            let len = outer * n * inner;
+            let packed = match bits {
+                8 => len,
+                4 => len.div_ceil(2),
+                _ => return Err(Error::format(format!("{bits}-bit values are not stored"))),
+            };
+            if dt != DatumType::F32 || bytes.len() != 4 * n + packed {
+                return Err(Error::format("quantised tensor does not match its shape"));
             }
-            let values: Vec<f32> = bytes
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| f32::from(b as i8) * scales[(i / inner) % n])
+            let (scales, values) = bytes.split_at(4 * n);
+            let scales: Vec<f32> = scales
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let value = |i: usize| -> i8 {
+                if bits == 8 {
+                    values[i] as i8
+                } else {
+                    ((values[i / 2] >> (4 * (i % 2))) & 15) as i8 - 8
+                }
+            };
+            let values: Vec<f32> = (0..len)
+                .map(|i| f32::from(value(i)) * scales[(i / inner) % n])
                 .collect();
             Tensor::from_shape(&info.shape, &values).map_err(Error::tract)
         }
@@ -137,11 +169,11 @@ fn split(shape: &[usize], axis: usize) -> Option<(usize, usize, usize)> {
 }
 
 /// The axis of the scales, the scales and the int8 values.
-type Quantised = (usize, Vec<f32>, Vec<i8>);
+type OnGrid = (usize, Vec<f32>, Vec<i8>);
 
 /// Int8 values and scales for an f32 weight tensor: those that reproduce it exactly along its
 /// first or last axis, or with [`Weights::Int8`] the nearest along its first.
-fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<Quantised>> {
+fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<OnGrid>> {
     if t.datum_type() != DatumType::F32 || t.rank() < 2 || t.len() < 16 {
         return Ok(None);
     }
@@ -272,10 +304,11 @@ mod tests {
         let t = Tensor::from_shape(&[4, 2, 3, 3], &values).unwrap();
         let (info, back) = roundtrip(&t, Weights::Exact);
         assert!(
-            matches!(info.encoding, Encoding::Int8 { axis: 0, .. }),
+            matches!(info.encoding, Encoding::Quantised { axis: 0, bits: 8 }),
             "{info:?}"
         );
-        assert_eq!(info.len, 72);
+        // Four scales, then a byte a value.
+        assert_eq!(info.len, 4 * 4 + 72);
         assert_same_bits(&back, &values);
     }
 
@@ -297,12 +330,43 @@ mod tests {
         let mut body = vec![];
         let info = write(&t, Weights::Exact, &mut body).unwrap();
         assert!(
-            matches!(info.encoding, Encoding::Int8 { axis: 0, .. }),
+            matches!(info.encoding, Encoding::Quantised { axis: 0, bits: 8 }),
             "{info:?}"
         );
-        assert!(body.iter().all(|&b| (-31..=31).contains(&(b as i8))));
+        assert!(body[12..].iter().all(|&b| (-31..=31).contains(&(b as i8))));
         let back = read(&info, &body).unwrap();
         assert_same_bits(&back, &values);
+    }
+
+    #[test]
+    fn a_4_bit_grid_is_packed_two_values_a_byte_and_comes_back_bit_for_bit() {
+        // 4-bit weights (the shipped classifier's export): q in -7..=7, each channel reaching 7;
+        // an odd count, so the last byte's high nibble is padding.
+        let scales = [0.21f32, 0.0033, 1.7];
+        let values: Vec<f32> = (0..21)
+            .map(|k| {
+                let q = if k % 7 == 0 {
+                    7
+                } else {
+                    (k * 3 % 15) as i32 - 7
+                };
+                q as f32 * scales[k / 7] + 0.0
+            })
+            .collect();
+        let t = Tensor::from_shape(&[3, 7], &values).unwrap();
+        let mut body = vec![];
+        let info = write(&t, Weights::Exact, &mut body).unwrap();
+        assert_eq!(info.encoding, Encoding::Quantised { axis: 0, bits: 4 });
+        assert_eq!(info.len, 3 * 4 + 11);
+        // The first value (7) in the first byte's low nibble, plus 8.
+        assert_eq!(body[12] & 15, 15);
+        assert_same_bits(&read(&info, &body).unwrap(), &values);
+        // A byte short is refused, not read past.
+        let short = TensorInfo {
+            len: info.len - 1,
+            ..info
+        };
+        assert!(matches!(read(&short, &body), Err(Error::Format(_))));
     }
 
     #[test]
@@ -311,7 +375,10 @@ mod tests {
         let t = Tensor::from_shape(&[8, 8], &values).unwrap();
         assert_eq!(roundtrip(&t, Weights::Exact).0.encoding, Encoding::Raw);
         let (info, back) = roundtrip(&t, Weights::Int8);
-        assert!(matches!(info.encoding, Encoding::Int8 { axis: 0, .. }));
+        assert!(matches!(
+            info.encoding,
+            Encoding::Quantised { axis: 0, bits: 8 }
+        ));
         let a = back.try_as_plain_ram().unwrap();
         let a = a.as_slice::<f32>().unwrap();
         // Within half a step of the row's scale (max / 127).
