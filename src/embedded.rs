@@ -3,7 +3,6 @@
 //! time (see `build.rs`). The page (`src/wasm.rs`) and the native golden test use [`pipeline`], so
 //! both run exactly the same models.
 
-use crate::classify::calibration_from_card;
 use crate::error::Result;
 use crate::pipeline::Pipeline;
 
@@ -20,25 +19,29 @@ pub const CARD: Option<&str> = Some(include_str!("../model/agegender.json"));
 #[cfg(not(agegender_classifier))]
 pub const CARD: Option<&str> = None;
 
+/// What the library needs from the card, as constants `build.rs` wrote from it (the page's
+/// module then parses no JSON).
+#[cfg(agegender_classifier)]
+mod card {
+    include!(concat!(env!("OUT_DIR"), "/card.rs"));
+}
+
 /// Detector and, when embedded, the classifier calibrated from its card; otherwise detection
 /// only (faces come back with `estimate: None`).
 pub fn pipeline() -> Result<Pipeline> {
-    match (CLASSIFIER, CARD) {
-        (Some(model), Some(card)) => {
-            Ok(Pipeline::new(model)?.with_calibration(calibration_from_card(card)?))
-        }
-        _ => Pipeline::detector_only(),
+    #[cfg(agegender_classifier)]
+    if let Some(model) = CLASSIFIER {
+        return Ok(Pipeline::new(model)?.with_calibration(card::CALIBRATION));
     }
+    Pipeline::detector_only()
 }
 
 /// The classifier's name from its card, when embedded.
 pub fn classifier_name() -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Card {
-        name: String,
-    }
-    CARD.and_then(|card| serde_json::from_str::<Card>(card).ok())
-        .map(|c| c.name)
+    #[cfg(agegender_classifier)]
+    return Some(card::NAME.to_string());
+    #[cfg(not(agegender_classifier))]
+    None
 }
 
 #[cfg(test)]
@@ -50,5 +53,21 @@ mod tests {
         let pipeline = pipeline().expect("embedded models load");
         assert_eq!(pipeline.classifier().is_some(), CLASSIFIER.is_some());
         assert_eq!(classifier_name().is_some(), CARD.is_some());
+    }
+
+    #[test]
+    fn the_constants_are_the_cards() {
+        #[derive(serde::Deserialize)]
+        struct Card {
+            name: String,
+        }
+        let Some(json) = CARD else { return };
+        let card: Card = serde_json::from_str(json).unwrap();
+        assert_eq!(classifier_name(), Some(card.name));
+        let calibration = crate::classify::calibration_from_card(json).unwrap();
+        assert_eq!(
+            pipeline().unwrap().classifier().unwrap().calibration(),
+            calibration
+        );
     }
 }
