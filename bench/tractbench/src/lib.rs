@@ -165,6 +165,85 @@ pub mod wasm {
     }
 
     #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_namespace = performance)]
+        fn now() -> f64;
+    }
+
+    /// Where a model's time goes in the browser, as JSON `{ total, ops: { op: ms per run } }`:
+    /// `profileDetector(h, w, runs)` the page's detector plan for that canvas,
+    /// `profileClassifier(onnx, n, runs)` an ONNX classifier at batch `n`. Each node is timed
+    /// with `performance.now()` (coarse, but summed over the runs, after a warm-up). A tool for
+    /// bench/ANALYSIS.md (tract as published, not the page's lean build).
+    #[wasm_bindgen(js_name = profileDetector)]
+    pub fn profile_detector(h: usize, w: usize, runs: usize) -> Result<String, JsError> {
+        let e = |e: agegender::Error| JsError::new(&e.to_string());
+        let graph = agegender::detect::plans::load(crate::DETECTOR).map_err(e)?;
+        let plan = agegender::detect::plans::plan_for(&graph, h, w).map_err(e)?;
+        profile_plan(&plan, &[1, 3, h, w], runs)
+    }
+
+    #[wasm_bindgen(js_name = profileClassifier)]
+    pub fn profile_classifier(onnx: &[u8], n: usize, runs: usize) -> Result<String, JsError> {
+        let e = |e: TractError| JsError::new(&format!("{e:#}"));
+        let side = Classifier::from_bytes(onnx)
+            .map_err(|e| JsError::new(&e.to_string()))?
+            .input_size() as usize;
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, side, side]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(e)?;
+        profile_plan(&plan, &[n, 3, side, side], runs)
+    }
+
+    fn profile_plan(
+        plan: &Arc<TypedRunnableModel>,
+        shape: &[usize],
+        runs: usize,
+    ) -> Result<String, JsError> {
+        use tract_onnx::tract_core::plan::{SimpleState, eval};
+        let e = |e: TractError| JsError::new(&format!("{e:#}"));
+        let data = input(shape.iter().product());
+        let tensor = Tensor::from_shape(shape, &data).map_err(e)?;
+        let model = plan.model();
+        let mut per_op = std::collections::BTreeMap::<String, f64>::new();
+        let mut total = 0.0;
+        for r in 0..=runs {
+            let mut state = SimpleState::new(plan).map_err(e)?;
+            let t0 = now();
+            let mut times = vec![0f64; model.nodes().len()];
+            state
+                .run_plan_with_eval(tvec![tensor.clone().into()], |ctx, st, node, inputs| {
+                    let t = now();
+                    let out = eval(ctx, st, node, inputs);
+                    times[node.id] += now() - t;
+                    out
+                })
+                .map_err(e)?;
+            if r > 0 {
+                total += now() - t0;
+                for (id, ms) in times.iter().enumerate() {
+                    *per_op
+                        .entry(model.nodes()[id].op().name().to_string())
+                        .or_default() += ms;
+                }
+            }
+        }
+        let runs = runs.max(1) as f64;
+        let ops: Vec<String> = per_op
+            .iter()
+            .map(|(k, v)| format!("{k:?}: {:.3}", v / runs))
+            .collect();
+        Ok(format!(
+            "{{\"total\": {:.3}, \"ops\": {{{}}}}}",
+            total / runs,
+            ops.join(", ")
+        ))
+    }
+
+    #[wasm_bindgen]
     pub struct TractBench {
         inner: Bench,
         crops: Vec<RgbImage>,
