@@ -415,3 +415,64 @@ fn webcam_frames_are_analysed_and_tracked_in_one_call() {
         assert_eq!(tracker.size(), 1);
     });
 }
+
+/// The page's module runs tract with the lean patches (`tools/lean-tract/`), one of which gives
+/// 2x2 max pools at stride 2 a SIMD path of its own: it must take the same maxima as a plain
+/// walk, on maps whose sides are odd (the edge the SIMD interior leaves to tract) or not a
+/// multiple of the 4 outputs it writes a step.
+#[wasm_bindgen_test]
+fn max_pools_at_stride_2_take_every_windows_maximum() {
+    use tract_core::internal::*;
+    use tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec};
+    use tract_core::ops::nn::DataFormat;
+
+    for (h, w) in [(8usize, 16usize), (7, 10), (5, 9), (2, 2), (26, 32)] {
+        let c = 3;
+        let shape = [1, c, h, w];
+        let mut model = TypedModel::default();
+        let input = model.add_source("x", f32::fact(shape)).unwrap();
+        let pool = MaxPool {
+            pool_spec: PoolSpec {
+                data_format: DataFormat::NCHW,
+                kernel_shape: tvec![2, 2],
+                padding: PaddingSpec::Valid,
+                dilations: None,
+                strides: Some(tvec![2, 2]),
+                input_channels: c,
+                output_channels: c,
+            },
+            with_index_outputs: None,
+        };
+        let out = model.wire_node("pool", pool, &[input]).unwrap();
+        model.select_output_outlets(&out).unwrap();
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        // Values of both signs, no two windows alike.
+        let x: Vec<f32> = (0..c * h * w)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.25)
+            .collect();
+        let got = plan
+            .run(tvec![Tensor::from_shape(&shape, &x).unwrap().into()])
+            .unwrap();
+        let got = got[0].try_as_plain_ram().unwrap();
+        let got = got.as_slice::<f32>().unwrap();
+        let (oh, ow) = (h / 2, w / 2);
+        assert_eq!(got.len(), c * oh * ow, "{h}x{w}");
+        for ch in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let at = |dy: usize, dx: usize| x_at(&x, ch, h, w, 2 * oy + dy, 2 * ox + dx);
+                    let want = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                    assert_eq!(
+                        got[(ch * oh + oy) * ow + ox],
+                        want,
+                        "{h}x{w} c{ch} ({oy}, {ox})"
+                    );
+                }
+            }
+        }
+    }
+
+    fn x_at(x: &[f32], ch: usize, h: usize, w: usize, y: usize, col: usize) -> f32 {
+        x[(ch * h + y) * w + col]
+    }
+}
