@@ -2,6 +2,7 @@
 //! [`wasm`]) and natively (`src/main.rs`). Every call does one unit of work and returns something
 //! derived from the output, so nothing is optimised away; the callers time it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agegender::decode::{WORK_SIDE, fit_within};
@@ -14,7 +15,7 @@ pub const DETECTOR: &[u8] = agegender::detect::YUNET;
 /// The bare detector model's input in the model benchmarks: one 640x480 frame (a webcam's).
 pub const RAW_DETECTOR_SHAPE: [usize; 4] = [1, 3, 480, 640];
 
-type Plan = Arc<TypedRunnableModel>;
+pub type Plan = Arc<TypedRunnableModel>;
 
 pub struct Bench {
     /// Also serves the bare detector runs and the detection and classification stages: each model is parsed once.
@@ -141,13 +142,60 @@ fn checksum(out: TVec<TValue>) -> Result<f32, String> {
     Ok(s)
 }
 
-fn load_classifier(bytes: &[u8], n: usize, size: usize) -> Result<Plan, String> {
+/// The classifier ONNX file `bytes`, optimised by tract for a batch of `n` `size`x`size` crops.
+pub fn load_classifier(bytes: &[u8], n: usize, size: usize) -> Result<Plan, String> {
     let onnx = tract_onnx::onnx();
     onnx.model_for_read(&mut &bytes[..])
         .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, size, size]).into()))
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(err)
+}
+
+/// Where a plan's time goes: each node's time and the whole run's, in ms per run over `runs`
+/// runs after a warm-up, timed with `now` (a clock in ms). The profiles' measure, natively
+/// (`bin/profile.rs`, `Instant`) and in the browser (`wasm::profile_detector`,
+/// `performance.now()`).
+pub fn node_times(
+    plan: &Plan,
+    input: &Tensor,
+    runs: usize,
+    now: impl Fn() -> f64,
+) -> Result<(Vec<f64>, f64), String> {
+    use tract_onnx::tract_core::plan::{SimpleState, eval};
+    let mut per_node = vec![0f64; plan.model().nodes().len()];
+    let mut total = 0f64;
+    for r in 0..=runs {
+        let mut state = SimpleState::new(plan).map_err(err)?;
+        let t0 = now();
+        state
+            .run_plan_with_eval(tvec![input.clone().into()], |ctx, st, node, inputs| {
+                let t = now();
+                let out = eval(ctx, st, node, inputs);
+                if r > 0 {
+                    per_node[node.id] += now() - t;
+                }
+                out
+            })
+            .map_err(err)?;
+        if r > 0 {
+            total += now() - t0;
+        }
+    }
+    let runs = runs.max(1) as f64;
+    per_node.iter_mut().for_each(|t| *t /= runs);
+    Ok((per_node, total / runs))
+}
+
+/// [`node_times`]' per-node times summed by op name: (ms per run, nodes).
+pub fn by_op(plan: &Plan, per_node: &[f64]) -> BTreeMap<String, (f64, usize)> {
+    let mut ops: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for n in plan.model().nodes() {
+        let e = ops.entry(n.op().name().to_string()).or_default();
+        e.0 += per_node[n.id];
+        e.1 += 1;
+    }
+    ops
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -185,60 +233,23 @@ pub mod wasm {
 
     #[wasm_bindgen(js_name = profileClassifier)]
     pub fn profile_classifier(onnx: &[u8], n: usize, runs: usize) -> Result<String, JsError> {
-        let e = |e: TractError| JsError::new(&format!("{e:#}"));
         let side = Classifier::from_bytes(onnx)
             .map_err(|e| JsError::new(&e.to_string()))?
             .input_size() as usize;
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, side, side]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(e)?;
+        let plan = load_classifier(onnx, n, side).map_err(js)?;
         profile_plan(&plan, &[n, 3, side, side], runs)
     }
 
-    fn profile_plan(
-        plan: &Arc<TypedRunnableModel>,
-        shape: &[usize],
-        runs: usize,
-    ) -> Result<String, JsError> {
-        use tract_onnx::tract_core::plan::{SimpleState, eval};
-        let e = |e: TractError| JsError::new(&format!("{e:#}"));
-        let data = input(shape.iter().product());
-        let tensor = Tensor::from_shape(shape, &data).map_err(e)?;
-        let model = plan.model();
-        let mut per_op = std::collections::BTreeMap::<String, f64>::new();
-        let mut total = 0.0;
-        for r in 0..=runs {
-            let mut state = SimpleState::new(plan).map_err(e)?;
-            let t0 = now();
-            let mut times = vec![0f64; model.nodes().len()];
-            state
-                .run_plan_with_eval(tvec![tensor.clone().into()], |ctx, st, node, inputs| {
-                    let t = now();
-                    let out = eval(ctx, st, node, inputs);
-                    times[node.id] += now() - t;
-                    out
-                })
-                .map_err(e)?;
-            if r > 0 {
-                total += now() - t0;
-                for (id, ms) in times.iter().enumerate() {
-                    *per_op
-                        .entry(model.nodes()[id].op().name().to_string())
-                        .or_default() += ms;
-                }
-            }
-        }
-        let runs = runs.max(1) as f64;
-        let ops: Vec<String> = per_op
+    fn profile_plan(plan: &Plan, shape: &[usize], runs: usize) -> Result<String, JsError> {
+        let tensor = Tensor::from_shape(shape, &input(shape.iter().product()))
+            .map_err(|e| JsError::new(&format!("{e:#}")))?;
+        let (per_node, total) = node_times(plan, &tensor, runs, now).map_err(js)?;
+        let ops: Vec<String> = by_op(plan, &per_node)
             .iter()
-            .map(|(k, v)| format!("{k:?}: {:.3}", v / runs))
+            .map(|(k, (ms, _))| format!("{k:?}: {ms:.3}"))
             .collect();
         Ok(format!(
-            "{{\"total\": {:.3}, \"ops\": {{{}}}}}",
-            total / runs,
+            "{{\"total\": {total:.3}, \"ops\": {{{}}}}}",
             ops.join(", ")
         ))
     }

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use agegender::decode::{WORK_SIDE, fit_within};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::{SimpleState, eval};
+use tract_onnx::tract_core::plan::SimpleState;
 
-type Plan = Arc<TypedRunnableModel>;
+use tractbench::Plan;
 
 fn err(e: impl std::fmt::Display) -> String {
     format!("{e:#}")
@@ -29,35 +29,13 @@ fn profile(name: &str, plan: &Plan, input: Tensor, runs: usize) -> Result<(), St
         *kinds.entry(n.op().name().to_string()).or_default() += 1;
     }
     println!("ops: {kinds:?}");
-    let mut per_node = vec![0f64; model.nodes().len()];
-    let mut total = 0f64;
-    for r in 0..=runs {
-        let mut state = SimpleState::new(plan).map_err(err)?;
-        let t0 = Instant::now();
-        state
-            .run_plan_with_eval(tvec![input.clone().into()], |ctx, st, node, inputs| {
-                let t = Instant::now();
-                let out = eval(ctx, st, node, inputs);
-                if r > 0 {
-                    per_node[node.id] += t.elapsed().as_secs_f64() * 1e3;
-                }
-                out
-            })
-            .map_err(err)?;
-        if r > 0 {
-            total += t0.elapsed().as_secs_f64() * 1e3;
-        }
-    }
-    let runs = runs as f64;
-    let mut by_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-    for n in model.nodes() {
-        let e = by_op.entry(n.op().name().to_string()).or_default();
-        e.0 += per_node[n.id] / runs;
-        e.1 += 1;
-    }
+    let start = Instant::now();
+    let (per_node, total) =
+        tractbench::node_times(plan, &input, runs, || start.elapsed().as_secs_f64() * 1e3)?;
+    let by_op = tractbench::by_op(plan, &per_node);
     let mut v: Vec<_> = by_op.into_iter().collect();
     v.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
-    println!("total {:.2} ms per run", total / runs);
+    println!("total {total:.2} ms per run");
     for (op, (ms, count)) in v.iter().take(12) {
         println!("  {ms:8.3} ms  {count:3}x {op}");
     }
@@ -65,7 +43,7 @@ fn profile(name: &str, plan: &Plan, input: Tensor, runs: usize) -> Result<(), St
     nodes.sort_by(|a, b| per_node[b.id].total_cmp(&per_node[a.id]));
     println!("slowest nodes:");
     for n in nodes.iter().take(10) {
-        println!("  {:8.3} ms  {}", per_node[n.id] / runs, n);
+        println!("  {:8.3} ms  {}", per_node[n.id], n);
     }
     Ok(())
 }
@@ -91,7 +69,6 @@ fn main() -> Result<(), String> {
             _ => return Err(format!("unknown argument {a}")),
         }
     }
-    let onnx = tract_onnx::onnx();
     if shapes.is_empty() {
         shapes.push(tractbench::RAW_DETECTOR_SHAPE);
     }
@@ -131,12 +108,7 @@ fn main() -> Result<(), String> {
             .map_err(err)?
             .input_size() as usize;
         for n in [1usize, 8] {
-            let plan: Plan = onnx
-                .model_for_read(&mut &bytes[..])
-                .and_then(|m| m.with_input_fact(0, f32::fact([n, 3, side, side]).into()))
-                .and_then(|m| m.into_optimized())
-                .and_then(|m| m.into_runnable())
-                .map_err(err)?;
+            let plan = tractbench::load_classifier(&bytes, n, side)?;
             let x =
                 Tensor::from_shape(&[n, 3, side, side], &tractbench::input(n * 3 * side * side))
                     .map_err(err)?;
