@@ -39,6 +39,13 @@ pub enum Weights {
     Bits(u32),
 }
 
+/// The top level of the symmetric `bits`-bit grid (2..=8): the grid is -levels..=levels times a
+/// channel's scale. [`Weights::Bits`] quantises on it; the trainer's export and its
+/// quantisation-aware training use it too, so all three mean the same grid.
+pub fn grid_levels(bits: u32) -> f32 {
+    ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32
+}
+
 /// Writes a (decluttered) typed model as a [`Graph`]: the nodes its outputs need, in evaluation
 /// order. Fails on an op the file format does not know ([`OpSpec`] lists them).
 pub fn from_typed(model: &TypedModel, weights: Weights) -> Result<Graph> {

@@ -189,7 +189,7 @@ fn int8_of(t: &Tensor, weights: Weights) -> Result<Option<OnGrid>> {
     }
     let levels = match weights {
         Weights::Int8 => 127.0,
-        Weights::Bits(bits) => ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32,
+        Weights::Bits(bits) => crate::grid_levels(bits),
         Weights::Exact => return Ok(None),
     };
     Ok(quantise_on(w, shape, 0, levels, false).map(|(s, q)| (0, s, q)))

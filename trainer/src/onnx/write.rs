@@ -82,12 +82,9 @@ fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     }
 }
 
-/// The top level of the symmetric `bits`-bit grid (2..=8): the grid is -levels..=levels times
-/// a channel's scale. Shared with quantisation-aware training (`model::fake_quant`), which must
-/// see the grid the export stores.
-pub fn grid_levels(bits: u32) -> f32 {
-    ((1i32 << (bits.clamp(2, 8) - 1)) - 1) as f32
-}
+/// The grid the export stores, shared with quantisation-aware training (`model::fake_quant`)
+/// and the graph files' requantisation.
+pub use graph::grid_levels;
 
 /// Symmetric quantisation to `bits` bits (2..=8), stored as int8, with one scale per output
 /// channel; `channel_of` gives the channel of each flat index.
