@@ -75,7 +75,11 @@ async function workerOnly(other) {
     g.drawImage(bitmap, 0, 0);
     const rgba = g.getImageData(0, 0, width, height).data;
     const w = new Worker('/worker.js', { type: 'module' });
-    const phases = {};
+    // Its first message is the compiled module, from the page's loader.
+    const { loadModule } = await import('/js/module-loader.js');
+    const loaded = await loadModule({}, () => {});
+    w.postMessage({ type: 'init', ...loaded });
+    const phases = { ...loaded.phases };
     const reply = (id) => new Promise((resolve) => {
       const on = ({ data }) => {
         if (data.status === 'phase') phases[data.phase] = data.ms;

@@ -11,7 +11,7 @@ import { savePng, saveJson } from './js/export.js';
 import { checkRequest, watchModes } from './js/modes.js';
 import { loadTimes, setStatus, showLoading } from './js/status.js';
 import { setUpWebcam } from './js/webcam.js';
-import { analyze, ask, startWorker } from './js/worker-client.js';
+import { analyze, ask, listen } from './js/worker-client.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,6 +36,9 @@ function onStatus(msg) {
       setStatus(`Ready (${loadTimes(msg.phases)}). Drop, choose or paste photos, or start the webcam.`, 'idle');
       showModelInfo();
       emit('ready', { version: msg.version, info: msg.info, phases: msg.phases, simd: msg.simd, serviceWorker });
+      // The service worker's install fetches the page's 18 files: not while the module loads
+      // or the photos chosen meanwhile are analysed (it slowed the first result).
+      queue.finally(() => offlineSupport().then((state) => (serviceWorker = state)));
       break;
     case 'failed':
       setStatus(`The model could not be loaded: ${msg.error}`, 'error');
@@ -158,8 +161,8 @@ document.addEventListener('paste', (e) => {
 
 // ---- start ------------------------------------------------------------------------------------
 
-/** Registers the service worker that lets the page reload offline, beside the analysis worker
- * rather than before it: waiting for it cost a first visit its install time, and every visit
+/** Registers the service worker that lets the page reload offline, after the analysis worker is
+ * ready rather than before: waiting for it cost a first visit its install time, and every visit
  * the full wait where service workers are blocked. Never fails the page (file://, insecure
  * origins). */
 async function offlineSupport() {
@@ -175,10 +178,8 @@ async function offlineSupport() {
 
 watchModes(recheckCards);
 setUpWebcam(model);
-// An uncontrolled page's worker fetches the module past the service worker, so the worker
-// stores it for the next offline visit itself; a controlled one's copy is stored by sw.js.
-const storeModel = 'serviceWorker' in navigator && !navigator.serviceWorker.controller;
-startWorker(onStatus, (message) => {
+// js/boot.js started the worker; what it said meanwhile comes now.
+listen(onStatus, (message) => {
   setStatus(`The analysis worker could not start: ${message}`, 'error');
-}, { storeModel, simd: new URLSearchParams(location.search).get('simd') });
-offlineSupport().then((state) => (serviceWorker = state));
+});
+

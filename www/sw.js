@@ -1,15 +1,17 @@
 // Service worker: once the page has loaded, it reloads without a network (the photos never needed
 // one). Network first, so an online visit always gets the current files and behaves exactly as
 // without this worker; the cache is only the fallback when the network fails.
-// www/worker.js stores the module here too (same name) on a visit this worker did not control.
+// js/module-loader.js stores the module here too (same name) on a visit this worker did not
+// control.
 const CACHE = 'agegender-v2';
 // The page's shell, cached at install; the wasm module is cached as it is fetched: through here
 // once the page is controlled, by the analysis worker itself before. Every file in js/ is
 // listed (the end-to-end test checks it).
 const SHELL = [
   './', 'index.html', 'main.js', 'worker.js', 'style.css', 'pkg/agegender.js',
-  'js/cards.js', 'js/decode.js', 'js/draw.js', 'js/events.js', 'js/export.js', 'js/face-list.js',
-  'js/modes.js', 'js/status.js', 'js/text.js', 'js/webcam.js', 'js/worker-client.js',
+  'js/boot.js', 'js/cards.js', 'js/decode.js', 'js/draw.js', 'js/events.js', 'js/export.js',
+  'js/face-list.js', 'js/modes.js', 'js/module-loader.js', 'js/status.js', 'js/text.js',
+  'js/webcam.js', 'js/worker-client.js',
 ];
 
 self.addEventListener('install', (event) => {

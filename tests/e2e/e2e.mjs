@@ -89,17 +89,18 @@ async function watchPage(context) {
       seen.frames++;
       seen.frame = e.detail;
     });
-    document.addEventListener('DOMContentLoaded', () => {
-      const el = document.getElementById('status');
-      // Each text set, from the mutation records: two statuses set in one task (a fast download's
-      // progress, then "Compiling") are both kept, where reading the element would see the last.
-      new MutationObserver((records) => {
-        for (const r of records) {
-          if (r.type === 'characterData') seen.statuses.push(r.target.data);
-          for (const n of r.addedNodes) seen.statuses.push(n.textContent);
-        }
-      }).observe(el, { childList: true, characterData: true, subtree: true });
-    });
+    // Each text set in #status, from the mutation records: two statuses set in one task (a fast
+    // download's progress, then "Compiling") are both kept, where reading the element would see
+    // the last. Watched from the document's start, not from DOMContentLoaded: main.js runs
+    // before it and replays the load's progress that js/boot.js's loader reported meanwhile.
+    const inStatus = (n) => (n.nodeType === 1 ? n : n.parentElement)?.closest('#status');
+    new MutationObserver((records) => {
+      for (const r of records) {
+        if (!inStatus(r.target)) continue;
+        if (r.type === 'characterData') seen.statuses.push(r.target.data);
+        for (const n of r.addedNodes) seen.statuses.push(n.textContent);
+      }
+    }).observe(document, { childList: true, characterData: true, subtree: true });
   });
 }
 
@@ -145,7 +146,7 @@ async function run() {
   summary.modelInfo = await page.textContent('#model-info');
   const seen = await page.evaluate(() => window.seen);
   summary.loadStatuses = seen.statuses;
-  assert.ok(summary.loadStatuses.some((t) => /^Loading the model… \d+% of \d+\.\d MB$/.test(t)), 'download progress is shown');
+  assert.ok(summary.loadStatuses.some((t) => /^Loading the model… \d+% of \d+\.\d MB$/.test(t)), `download progress is shown: ${JSON.stringify(summary.loadStatuses)}`);
   assert.ok(summary.loadStatuses.includes('Compiling the model…'));
   assert.ok(summary.loadStatuses.includes('Preparing the model…'));
   // Each load phase is timed, announced as an event and shown in the ready line.
@@ -372,8 +373,9 @@ async function offlineReloadSteps(page, own, url, problems) {
   await waitForCards(page, 1);
   const [early] = await readCards(page);
   assert.equal(early.state, 'done', `a photo chosen during loading: ${early.summary}`);
-  assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'the page is controlled by the service worker');
-  // The model is stored on this first visit (by the analysis worker: the page was not yet
+  // sw.js registers once the model is ready and the photos chosen meanwhile are analysed.
+  await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: TIMEOUT, polling: 100 });
+  // The model is stored on this first visit (by the page's loader: the page was not yet
   // controlled when it started), in the background. Not `caches.match`: that already finds an
   // entry whose body is still being written, and the reload would cut it off.
   await page.waitForFunction(() => window.seen.phases.store, null, { timeout: TIMEOUT, polling: 100 });
@@ -560,6 +562,10 @@ async function checkModes(page) {
 /** Runs in the page: the worker's `check` request on a face whose estimate straddles 18. */
 async function workerCheckNearTheLine() {
   const w = new Worker('worker.js', { type: 'module' });
+  // Its first message is the compiled module, from the page's loader.
+  const { loadModule } = await import('./js/module-loader.js');
+  const { module, simd, phases } = await loadModule({}, () => {});
+  w.postMessage({ type: 'init', module, simd, phases });
   const face = {
     box_px: [10, 10, 50, 50], box_norm: [0.1, 0.1, 0.5, 0.5], score: 0.9,
     keypoints: [[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]],
@@ -849,6 +855,10 @@ async function readCards(page) {
  * the worker gets a wrong-length buffer, then a valid image. */
 async function workerProtocolCheck() {
   const w = new Worker('worker.js', { type: 'module' });
+  // Its first message is the compiled module, from the page's loader.
+  const { loadModule } = await import('./js/module-loader.js');
+  const { module, simd, phases } = await loadModule({}, () => {});
+  w.postMessage({ type: 'init', module, simd, phases });
   const next = (pred) =>
     new Promise((resolve) => {
       const on = ({ data }) => {

@@ -1,26 +1,38 @@
 // The analysis worker (www/worker.js) seen from the page: requests become promises, its status
 // messages go to one handler, and a worker whose wasm trapped is replaced by a fresh one.
+// Imported by js/boot.js (which starts the worker early) and by the page's modules: one instance.
+import { loadModule } from './module-loader.js';
 
 let worker = null;
 let nextId = 1;
 const pending = new Map(); // id -> { resolve, reject }
+let options = null;
+// The compiled module (js/module-loader.js): loaded once, given again to a restarted worker.
+let loaded = null;
+// The page's handlers (listen()); until main.js has loaded and set them, what the worker says is
+// kept and replayed to them in order.
 let handlers = null;
+const early = [];
 // A photo chosen before the worker exists waits for it.
 let started;
 const whenStarted = new Promise((resolve) => (started = resolve));
 
-/** Starts the worker. `onStatus(msg)` gets its `{ status, ... }` messages, `onError(message)`
- * a worker that could not start at all; `storeModel`: the worker puts the module into the
- * offline cache itself; `simd`: 'simd128' asks for the plain module (www/worker.js). */
-export function startWorker(onStatus, onError, { storeModel = false, simd = null } = {}) {
-  handlers = { onStatus, onError, storeModel, simd };
-  const url = new URL('../worker.js', import.meta.url);
-  if (storeModel) url.searchParams.set('store', '1');
-  if (simd) url.searchParams.set('simd', simd);
-  worker = new Worker(url, { type: 'module' });
+/** Starts the module's download and the worker (js/boot.js does, as soon as the page is
+ * parsed), and hands the worker the compiled module. `storeModel`: the module is put into the
+ * offline cache too; `simd`: 'simd128' asks for the plain module (js/module-loader.js). */
+export function startWorker({ storeModel = false, simd = null } = {}) {
+  options = { storeModel, simd };
+  // The loader reports its phases as the worker reports the rest.
+  loaded ??= loadModule(options, (msg) => tell('onStatus', msg));
+  worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+  const own = worker;
+  loaded.then(
+    ({ module, simd: built, phases }) => own.postMessage({ type: 'init', module, simd: built, phases }),
+    (e) => own.postMessage({ type: 'init', error: e instanceof Error ? e.message : String(e) }),
+  );
   worker.onmessage = ({ data }) => {
     if (data.status) {
-      handlers.onStatus(data);
+      tell('onStatus', data);
     } else if (pending.has(data.id)) {
       const { resolve, reject } = pending.get(data.id);
       pending.delete(data.id);
@@ -31,10 +43,22 @@ export function startWorker(onStatus, onError, { storeModel = false, simd = null
   };
   worker.onerror = (e) => {
     e.preventDefault();
-    handlers.onError(e.message || 'unknown error');
+    tell('onError', e.message || 'unknown error');
     failAll(new Error('the analysis worker could not start'));
   };
   started();
+}
+
+/** The page's handlers: `onStatus(msg)` gets the worker's `{ status, ... }` messages (those sent
+ * before this call first), `onError(message)` a worker that could not start at all. */
+export function listen(onStatus, onError) {
+  handlers = { onStatus, onError };
+  for (const [kind, arg] of early.splice(0)) handlers[kind](arg);
+}
+
+function tell(kind, arg) {
+  if (handlers) handlers[kind](arg);
+  else early.push([kind, arg]);
 }
 
 function failAll(err) {
@@ -46,7 +70,7 @@ function failAll(err) {
 function restartWorker(why) {
   worker.terminate();
   failAll(new Error(why));
-  startWorker(handlers.onStatus, handlers.onError, handlers);
+  startWorker(options);
 }
 
 /** Sends one request (ArrayBuffers in `transfer` are moved, not copied); resolves to the reply. */
