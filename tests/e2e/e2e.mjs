@@ -142,6 +142,9 @@ async function run() {
   await page.goto(origin + '/');
   await waitReady(page);
   summary.loadMs = Date.now() - t0;
+  // Loading ends with the offline copy: sw.js registers once the model is ready (and the photos
+  // chosen meanwhile are analysed), and its install fetches the page's own files.
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
   loaded = true;
   summary.modelInfo = await page.textContent('#model-info');
   const seen = await page.evaluate(() => window.seen);
