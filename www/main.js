@@ -182,4 +182,3 @@ setUpWebcam(model);
 listen(onStatus, (message) => {
   setStatus(`The analysis worker could not start: ${message}`, 'error');
 });
-

@@ -5,8 +5,8 @@
 // control.
 const CACHE = 'agegender-v2';
 // The page's shell, cached at install; the wasm module is cached as it is fetched: through here
-// once the page is controlled, by the analysis worker itself before. Every file in js/ is
-// listed (the end-to-end test checks it).
+// once the page is controlled, by the page's loader (js/module-loader.js) itself before. Every
+// file in js/ is listed (the end-to-end test checks it).
 const SHELL = [
   './', 'index.html', 'main.js', 'worker.js', 'style.css', 'pkg/agegender.js',
   'js/boot.js', 'js/cards.js', 'js/decode.js', 'js/draw.js', 'js/events.js', 'js/export.js',

@@ -10,7 +10,7 @@ const OFFLINE_CACHE = 'agegender-v2';
 // matrix kernels use fused multiply-adds (about 0.9x the time per photo, bench/ANALYSIS.md), but
 // that module does not compile where the browser lacks relaxed SIMD (Safari). `simd128` asks
 // for the plain one (the end-to-end test compares the two).
-export const MODULES = {
+const MODULES = {
   relaxed: new URL('../pkg/agegender_relaxed_bg.wasm', import.meta.url),
   simd128: new URL('../pkg/agegender_bg.wasm', import.meta.url),
 };
