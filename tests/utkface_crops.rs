@@ -114,8 +114,10 @@ fn aligned_crops_are_found_with_eyes_in_place() {
                     .fold(f32::INFINITY, f32::min);
                 misplaced.push(format!("{:.2}", off / (tolerance / EYE_TOLERANCE)));
             }
-            // Found: the eyes on the right sides of the face's centre, tilted the right way.
-            let c = inverse(&m, [100.0, 100.0]);
+            // Found: the eyes on the right sides of the point between the template's eyes,
+            // tilted the right way. (The crop's centre, used before, lies 20 px to one side of
+            // that point at 30 degrees, so eyes read at the right tilt could fail it.)
+            let c = [(l[0] + r[0]) / 2.0, (l[1] + r[1]) / 2.0];
             let expected_tilt = (r[1] - l[1]) / (r[0] - l[0]);
             if dets.iter().any(|d| {
                 let (dl, dr) = (d.keypoints[LEFT_EYE], d.keypoints[RIGHT_EYE]);
@@ -138,14 +140,14 @@ fn aligned_crops_are_found_with_eyes_in_place() {
     }
     for (degrees, found, in_place) in report {
         // Upright, the target. Rolled 30 degrees, YuNet under-reads the roll by about
-        // half and scores some faces below the threshold; the detector's second, turned look at
-        // tilted faces brings +30 / -30 degrees from 96.5% / 98.5% found and 90% / 84.5% with
-        // the eyes in place to 98% / 99.5% and 94.5% / 96% (200 crops, 2026-12-02). Required
-        // here at what holds today, so a regression shows.
+        // half and scores some faces below the threshold; the detector's turned looks at tilted
+        // faces (up to three, each turned by the tilt read so far) bring +30 / -30 degrees from
+        // 90% / 84.5% with the eyes in place to 97.5% / 98% (200 crops, 2026-12-04; one look:
+        // 95% / 95%). Required here at what holds today, so a regression shows.
         let (want_found, want_in_place) = if degrees == 0.0 {
             (0.995, 0.995)
         } else {
-            (0.975, 0.94)
+            (0.975, 0.97)
         };
         assert!(
             found >= want_found && in_place >= want_in_place,

@@ -130,11 +130,15 @@ struct AlignCache {
     faces: BTreeMap<String, Option<CachedFace>>,
 }
 
-/// Identifies the detector and options that made a cache: FNV-1a of the model bytes, and the
-/// options.
+/// Identifies the detector and options that made a cache: FNV-1a of the model bytes, the
+/// detector's revision and the options.
 fn detector_key(opts: &DetectOptions) -> String {
     let options = serde_json::to_string(opts).unwrap_or_default();
-    format!("{:016x} {options}", fnv1a(agegender::detect::YUNET))
+    format!(
+        "{:016x} r{} {options}",
+        fnv1a(agegender::detect::YUNET),
+        agegender::detect::REVISION
+    )
 }
 
 fn read_cache(path: &Path, key: &str) -> AlignCache {
