@@ -16,22 +16,28 @@ use serde_json::{Value, json};
 fn synthetic_scene_matches_the_golden() {
     // The same models as the page's `Analyzer` (src/wasm.rs).
     let pipeline = embedded::pipeline().expect("embedded models load");
-    let analysis = pipeline
-        .analyze(&common::synthetic_scene(), &Options::default())
-        .expect("analysis");
-    assert!(
-        !analysis.faces.is_empty(),
-        "the generated scene must contain a detectable face, or the parity check proves little"
-    );
-    let got = serde_json::to_value(&analysis).unwrap();
+    let analyze = |img: &image::RgbImage| {
+        let analysis = pipeline
+            .analyze(img, &Options::default())
+            .expect("analysis");
+        assert!(
+            !analysis.faces.is_empty(),
+            "the generated scene must contain a detectable face, or the parity check proves little"
+        );
+        serde_json::to_value(&analysis).unwrap()
+    };
+    let got = analyze(&common::synthetic_scene());
+    let rolled = analyze(&common::synthetic_scene_rolled());
 
     if std::env::var_os("AGEGENDER_BLESS").is_some() {
         let doc = json!({
-            "about": "Native analysis of tests/common::synthetic_scene() with default Options; \
-                      tests/web.rs checks the wasm build against it. \
+            "about": "Native analysis of tests/common::synthetic_scene() (`analysis`) and of \
+                      synthetic_scene_rolled() (`rolled`) with default Options; tests/web.rs \
+                      checks the wasm build against them. \
                       Regenerate: AGEGENDER_BLESS=1 cargo test --test golden",
             "classifier": embedded::classifier_name(),
             "analysis": got,
+            "rolled": rolled,
         });
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(common::GOLDEN_PATH);
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
@@ -40,14 +46,16 @@ fn synthetic_scene_matches_the_golden() {
     }
 
     let golden: Value = serde_json::from_str(common::GOLDEN).expect("golden JSON");
-    let diffs = common::differences(&got, &golden["analysis"]);
-    assert!(
-        diffs.is_empty(),
-        "the native analysis differs from {} (regenerate with AGEGENDER_BLESS=1 if the change is \
-         intended):\n{}",
-        common::GOLDEN_PATH,
-        diffs.join("\n")
-    );
+    for (name, got) in [("analysis", &got), ("rolled", &rolled)] {
+        let diffs = common::differences(got, &golden[name]);
+        assert!(
+            diffs.is_empty(),
+            "the native analysis differs from {}'s `{name}` (regenerate with AGEGENDER_BLESS=1 \
+             if the change is intended):\n{}",
+            common::GOLDEN_PATH,
+            diffs.join("\n")
+        );
+    }
 }
 
 #[test]

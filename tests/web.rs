@@ -219,16 +219,32 @@ fn mirror_modes_are_chosen_from_js() {
 #[wasm_bindgen_test]
 fn matches_the_native_golden() {
     let golden: Value = serde_json::from_str(common::GOLDEN).expect("golden JSON");
+    let rolled = common::synthetic_scene_rolled();
     ANALYZER.with(|a| {
-        let result = scene(a).unwrap_or_else(|e| panic!("{}", message(&e)));
-        let got: Value = serde_wasm_bindgen::from_value(result).expect("analysis as JSON");
-        let diffs = common::differences(&got, &golden["analysis"]);
-        assert!(
-            diffs.is_empty(),
-            "wasm differs from the native golden {}:\n{}",
-            common::GOLDEN_PATH,
-            diffs.join("\n")
-        );
+        let analyses = [
+            ("analysis", scene(a)),
+            (
+                "rolled",
+                a.analyze(
+                    &common::rgba(&rolled),
+                    rolled.width(),
+                    rolled.height(),
+                    JsValue::UNDEFINED,
+                )
+                .map_err(JsValue::from),
+            ),
+        ];
+        for (name, result) in analyses {
+            let result = result.unwrap_or_else(|e| panic!("{name}: {}", message(&e)));
+            let got: Value = serde_wasm_bindgen::from_value(result).expect("analysis as JSON");
+            let diffs = common::differences(&got, &golden[name]);
+            assert!(
+                diffs.is_empty(),
+                "wasm differs from the native golden {}'s `{name}`:\n{}",
+                common::GOLDEN_PATH,
+                diffs.join("\n")
+            );
+        }
     });
 }
 
