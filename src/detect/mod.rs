@@ -490,7 +490,8 @@ impl Detector {
                 break;
             };
             (at, size, keypoints) = (centre(&found), found.bbox[2], found.keypoints);
-            if rest.abs() < REFINE_SETTLED {
+            // A settled face, or one whose box gives no scale for another look.
+            if rest.abs() < REFINE_SETTLED || !(size.is_finite() && size > 1.0) {
                 break;
             }
             angle += rest;
