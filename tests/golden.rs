@@ -58,6 +58,33 @@ fn synthetic_scene_matches_the_golden() {
     }
 }
 
+/// The rolled scene's face (turned 25 degrees) is read more nearly at its roll with the
+/// detector's turned looks than by its first pass alone, and `turned_looks: 0` turns them off.
+#[test]
+fn turned_looks_read_more_of_the_rolled_scenes_roll() {
+    use agegender::detect::{DetectOptions, LEFT_EYE, RIGHT_EYE};
+    let pipeline = embedded::pipeline().expect("embedded models load");
+    let img = common::synthetic_scene_rolled();
+    let tilt = |turned_looks| {
+        let opts = DetectOptions {
+            turned_looks,
+            ..DetectOptions::default()
+        };
+        let faces = pipeline.detector().detect(&img, &opts).expect("detect");
+        let [face] = faces[..] else {
+            panic!("{} faces in the rolled scene", faces.len());
+        };
+        let (l, r) = (face.keypoints[LEFT_EYE], face.keypoints[RIGHT_EYE]);
+        (r[1] - l[1]).atan2(r[0] - l[0]).to_degrees()
+    };
+    let (none, one, three) = (tilt(0), tilt(1), tilt(3));
+    println!("turned 25 degrees, read {none:.1} (no look), {one:.1} (one), {three:.1} (three)");
+    assert!(
+        one > none + 1.0 && three > none + 1.0 && three < 30.0,
+        "read {none:.1}, {one:.1} and {three:.1} degrees"
+    );
+}
+
 #[test]
 fn the_comparison_catches_differences() {
     let a = json!({"faces": [{"box_px": [10.0, 20.0, 30.0, 40.0], "score": 0.9, "ok": true}]});

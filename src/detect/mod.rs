@@ -70,6 +70,9 @@ pub struct DetectOptions {
     /// Blank border kept on every side of the canvas, as a fraction of its side, so that faces
     /// filling or overflowing the frame look like the faces the detector learnt on.
     pub margin: f32,
+    /// Turned looks at most for a face whose eyes tilt more than 8 degrees (0: none). Each is a
+    /// 160x160 pass; the webcam takes one, so a tilted head does not halve its frame rate.
+    pub turned_looks: u32,
 }
 
 impl Default for DetectOptions {
@@ -79,12 +82,16 @@ impl Default for DetectOptions {
             iou_threshold: 0.3,
             working_size: 512,
             margin: 0.1,
+            turned_looks: 3,
         }
     }
 }
 
 /// Largest margin accepted: beyond it the image would have almost no room.
 pub const MAX_MARGIN: f32 = 0.45;
+
+/// Turned looks accepted at most: more never settled a face that three did not.
+pub const MAX_TURNED_LOOKS: u32 = 8;
 
 /// Working sizes accepted: below 32 the grid is empty; above 4096 a pass costs seconds.
 pub const WORKING_SIZES: std::ops::RangeInclusive<u32> = 32..=4096;
@@ -112,6 +119,11 @@ impl DetectOptions {
                 "detect.margin",
                 self.margin,
                 (0.0..=MAX_MARGIN).contains(&self.margin),
+            ),
+            (
+                "detect.turned_looks",
+                self.turned_looks as f32,
+                self.turned_looks <= MAX_TURNED_LOOKS,
             ),
         ] {
             if !ok {
@@ -463,17 +475,17 @@ impl Detector {
                     bbox: [x0, y0, x1 - x0, y1 - y0],
                     keypoints: d.keypoints.map(|p| canvas.to_image(p)),
                 };
-                self.refine_tilted(img, det)
+                self.refine_tilted(img, det, opts.turned_looks)
             })
             .collect()
     }
 
     /// YuNet's keypoints under-read a rolled face's tilt by about half (15-16 degrees for a
     /// 30-degree roll on UTKFace crops), and a look turned by that much under-reads the rest
-    /// again: a tilted face gets up to [`REFINE_LOOKS`] looks at a small window around it, each
-    /// turned by the tilt read so far plus what the last one read, and the last look's
-    /// keypoints replace the first ones. Upright faces (most) cost nothing more.
-    fn refine_tilted(&self, img: &RgbImage, det: Detection) -> Result<Detection> {
+    /// again: a tilted face gets up to `looks` looks ([`DetectOptions::turned_looks`]) at a
+    /// small window around it, each turned by the tilt read so far plus what the last one read,
+    /// and the last look's keypoints replace the first ones. Upright faces (most) cost nothing more.
+    fn refine_tilted(&self, img: &RgbImage, det: Detection, looks: u32) -> Result<Detection> {
         let tilt = |d: &Detection| {
             let (l, r) = (d.keypoints[LEFT_EYE], d.keypoints[RIGHT_EYE]);
             (r[1] - l[1]).atan2(r[0] - l[0])
@@ -485,7 +497,7 @@ impl Detector {
         }
         let centre = |d: &Detection| [d.bbox[0] + d.bbox[2] / 2.0, d.bbox[1] + d.bbox[3] / 2.0];
         let (mut at, mut size, mut keypoints) = (centre(&det), size, det.keypoints);
-        for _ in 0..REFINE_LOOKS {
+        for _ in 0..looks {
             let Some((found, rest)) = self.look(img, at, size, angle)? else {
                 break;
             };
@@ -643,11 +655,9 @@ const REFINE_MIN_TILT: f32 = 0.14;
 const REFINE_SIDE: u32 = 160;
 /// The face box's size in that window, as a fraction of its side. At 0.45 (about the size the
 /// shared photos' faces have at the default working size) three looks put the eyes of 188 / 192
-/// of 200 UTKFace crops rolled +30 / -30 degrees in place; at 0.6, 195 / 196 (2026-12-04).
+/// of 200 UTKFace crops rolled +30 / -30 degrees in place; at 0.6, 195 / 196 (2026-12-04). One
+/// look leaves about half the roll unread again; the third rarely moves more than REFINE_SETTLED.
 const REFINE_FACE: f32 = 0.6;
-/// Looks at most for one tilted face. One look leaves about half the roll unread again; the
-/// third rarely moves more than REFINE_SETTLED.
-const REFINE_LOOKS: usize = 3;
 /// A look whose eyes tilt less than this (radians, 3 degrees) settles the face.
 const REFINE_SETTLED: f32 = 0.05;
 /// A second look needs only to find the face it was pointed at.
@@ -868,6 +878,10 @@ mod tests {
             },
             DetectOptions {
                 score_threshold: f32::NAN,
+                ..ok
+            },
+            DetectOptions {
+                turned_looks: MAX_TURNED_LOOKS + 1,
                 ..ok
             },
         ] {
