@@ -62,7 +62,7 @@ fn synthetic_scene_matches_the_golden() {
 /// detector's turned looks than by its first pass alone, and `turned_looks: 0` turns them off.
 #[test]
 fn turned_looks_read_more_of_the_rolled_scenes_roll() {
-    use agegender::detect::{DetectOptions, LEFT_EYE, RIGHT_EYE};
+    use agegender::detect::DetectOptions;
     let pipeline = embedded::pipeline().expect("embedded models load");
     let img = common::synthetic_scene_rolled();
     let tilt = |turned_looks| {
@@ -74,8 +74,7 @@ fn turned_looks_read_more_of_the_rolled_scenes_roll() {
         let [face] = faces[..] else {
             panic!("{} faces in the rolled scene", faces.len());
         };
-        let (l, r) = (face.keypoints[LEFT_EYE], face.keypoints[RIGHT_EYE]);
-        (r[1] - l[1]).atan2(r[0] - l[0]).to_degrees()
+        face.tilt().to_degrees()
     };
     let (none, one, three) = (tilt(0), tilt(1), tilt(3));
     println!("turned 25 degrees, read {none:.1} (no look), {one:.1} (one), {three:.1} (three)");

@@ -54,6 +54,20 @@ impl Detection {
         let (l, r) = (self.keypoints[LEFT_EYE], self.keypoints[RIGHT_EYE]);
         (r[0] - l[0]).hypot(r[1] - l[1])
     }
+
+    /// The eyes' tilt in radians, positive when the image-right eye is lower.
+    pub fn tilt(&self) -> f32 {
+        let (l, r) = (self.keypoints[LEFT_EYE], self.keypoints[RIGHT_EYE]);
+        (r[1] - l[1]).atan2(r[0] - l[0])
+    }
+
+    /// The centre of the box.
+    pub fn centre(&self) -> [f32; 2] {
+        [
+            self.bbox[0] + self.bbox[2] / 2.0,
+            self.bbox[1] + self.bbox[3] / 2.0,
+        ]
+    }
 }
 
 /// Detection settings.
@@ -486,24 +500,22 @@ impl Detector {
     /// small window around it, each turned by the tilt read so far plus what the last one read,
     /// and the last look's keypoints replace the first ones. Upright faces (most) cost nothing more.
     fn refine_tilted(&self, img: &RgbImage, det: Detection, looks: u32) -> Result<Detection> {
-        let tilt = |d: &Detection| {
-            let (l, r) = (d.keypoints[LEFT_EYE], d.keypoints[RIGHT_EYE]);
-            (r[1] - l[1]).atan2(r[0] - l[0])
-        };
-        let mut angle = tilt(&det);
-        let size = det.bbox[2].max(det.bbox[3]);
-        if angle.abs() < REFINE_MIN_TILT || !(size.is_finite() && size > 1.0) {
+        let mut angle = det.tilt();
+        if angle.abs() < REFINE_MIN_TILT {
             return Ok(det);
         }
-        let centre = |d: &Detection| [d.bbox[0] + d.bbox[2] / 2.0, d.bbox[1] + d.bbox[3] / 2.0];
-        let (mut at, mut size, mut keypoints) = (centre(&det), size, det.keypoints);
+        let (mut at, mut size) = (det.centre(), det.bbox[2].max(det.bbox[3]));
+        let mut keypoints = det.keypoints;
         for _ in 0..looks {
+            // A box that gives no scale for a look.
+            if !(size.is_finite() && size > 1.0) {
+                break;
+            }
             let Some((found, rest)) = self.look(img, at, size, angle)? else {
                 break;
             };
-            (at, size, keypoints) = (centre(&found), found.bbox[2], found.keypoints);
-            // A settled face, or one whose box gives no scale for another look.
-            if rest.abs() < REFINE_SETTLED || !(size.is_finite() && size > 1.0) {
+            (at, size, keypoints) = (found.centre(), found.bbox[2], found.keypoints);
+            if rest.abs() < REFINE_SETTLED {
                 break;
             }
             angle += rest;
@@ -548,18 +560,13 @@ impl Detector {
         let near = again
             .iter()
             .filter(|d| {
-                let (x, y) = (d.bbox[0] + d.bbox[2] / 2.0, d.bbox[1] + d.bbox[3] / 2.0);
+                let [x, y] = d.centre();
                 (x - c).abs() < 0.25 * n && (y - c).abs() < 0.25 * n
             })
             .max_by(|p, q| p.score.total_cmp(&q.score));
         let Some(near) = near else { return Ok(None) };
         let to_img = |p: [f32; 2]| [a * p[0] - b * p[1] + tx, b * p[0] + a * p[1] + ty];
-        let (l, r) = (near.keypoints[LEFT_EYE], near.keypoints[RIGHT_EYE]);
-        let rest = (r[1] - l[1]).atan2(r[0] - l[0]);
-        let [x, y] = to_img([
-            near.bbox[0] + near.bbox[2] / 2.0,
-            near.bbox[1] + near.bbox[3] / 2.0,
-        ]);
+        let [x, y] = to_img(near.centre());
         let side = near.bbox[2].max(near.bbox[3]) * s;
         Ok(Some((
             Detection {
@@ -567,7 +574,7 @@ impl Detector {
                 bbox: [x - side / 2.0, y - side / 2.0, side, side],
                 keypoints: near.keypoints.map(to_img),
             },
-            rest,
+            near.tilt(),
         )))
     }
 
