@@ -48,7 +48,8 @@ const ready = (async () => {
   analyzer = new Analyzer();
   phase('prepare', performance.now() - t);
   // No warm-up inference: measured (bench/warmup.mjs), one delays "ready" by about 0.3 s and the
-  // first result of a photo chosen at once comes no sooner.
+  // first result of a photo chosen at once comes no sooner; run while idle instead, a drawn
+  // face's analysis made a photo chosen at load wait for it (bench/ANALYSIS.md, 2026-12-05).
   postMessage({ status: 'ready', version: version(), info: analyzer.modelInfo(), phases, simd });
   // The detector's plans (one per canvas shape, about 0.1 s each, and the second look's) are made
   // one at a time while the worker is idle, not before "ready": a request that arrives meanwhile
