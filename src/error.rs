@@ -61,6 +61,11 @@ pub enum Error {
         expected: u32,
     },
 
+    /// Classifier crops handed over packed ([`crate::Pipeline::classify_packed`]) that are not
+    /// a whole number of crops.
+    #[error("packed crops: {bytes} bytes is not a whole number of {side}x{side} RGB crops")]
+    PackedCrops { bytes: usize, side: u32 },
+
     /// The model card is not valid JSON or lacks the calibration.
     #[error("model card: {0}")]
     ModelCard(#[from] serde_json::Error),

@@ -8,7 +8,7 @@ use crate::classify::{Classifier, Mirror};
 use crate::decode::{self, WORK_SIDE};
 use crate::detect::{DetectOptions, Detection, Detector, LEFT_EYE, RIGHT_EYE};
 use crate::error::{Error, Result};
-use crate::estimate::Calibration;
+use crate::estimate::{Calibration, Estimate};
 use crate::preprocess;
 use crate::results::{Analysis, Face, Quality};
 
@@ -204,6 +204,49 @@ impl Pipeline {
             }
         }
         Ok(analysis)
+    }
+
+    /// The classifier's input crop of each face in `found` that [`Pipeline::estimate`] would
+    /// classify (all but the faces too small), with the face's index: the page classifies them
+    /// in two workers at once ([`Pipeline::classify_crops`]), for the same estimates as
+    /// [`Pipeline::analyze`]. Empty without a classifier.
+    pub fn crops(&self, found: &Found<'_>) -> Vec<(usize, RgbImage)> {
+        let Some(classifier) = &self.classifier else {
+            return Vec::new();
+        };
+        found
+            .dets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, det)| {
+                Some((
+                    i,
+                    align::crop(&found.work, det.as_ref()?, classifier.input_size()),
+                ))
+            })
+            .collect()
+    }
+
+    /// Estimates for crops from [`Pipeline::crops`] packed one after another (RGB rows, as
+    /// [`RgbImage::as_raw`]), in order, as [`Pipeline::estimate`] makes them with `mirror`.
+    /// Empty without a classifier.
+    pub fn classify_packed(&self, packed: &[u8], mirror: Mirror) -> Result<Vec<Estimate>> {
+        let Some(classifier) = &self.classifier else {
+            return Ok(Vec::new());
+        };
+        let side = classifier.input_size();
+        let len = side as usize * side as usize * 3;
+        if !packed.len().is_multiple_of(len) {
+            return Err(Error::PackedCrops {
+                bytes: packed.len(),
+                side,
+            });
+        }
+        let crops: Vec<RgbImage> = packed
+            .chunks_exact(len)
+            .filter_map(|c| RgbImage::from_raw(side, side, c.to_vec()))
+            .collect();
+        classifier.classify_with(&crops, mirror)
     }
 }
 

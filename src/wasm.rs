@@ -14,6 +14,9 @@
 //! const frame = tracker.update(analysis, performance.now()); // { width, height, faces: [{ id, ... }] }
 //! const { frame } = analyzer.analyzeTracked(rgba, width, height, {}, tracker, performance.now());
 //!                                                   // the same, classifying only the faces due
+//! const { analysis: parts, classify, crops } = analyzer.findFaces(rgba, width, height, {});
+//! const estimates = analyzer.classifyCrops(crops, {}); // in any worker, any whole crops
+//! classify.forEach((face, i) => (parts.faces[face].estimate = estimates[i])); // = analyze's
 //! ```
 
 use serde::de::DeserializeOwned;
@@ -60,6 +63,49 @@ impl Analyzer {
         let options: Options = from_js_or_default(options)?;
         let analysis = self.pipeline.analyze_rgba(rgba, width, height, &options)?;
         to_js(&analysis)
+    }
+
+    /// The first half of `analyze`, so that several workers can share the classification:
+    /// `{ analysis, classify, crops }`, the faces found (each `estimate` still `null`), the
+    /// indices of the faces to classify, and their classifier crops packed one after another in
+    /// a `Uint8Array`. `classifyCrops` (in any worker; whole crops, split anywhere) gives their
+    /// estimates in order; put at `analysis.faces[classify[i]].estimate`, they make the result
+    /// `analyze` gives.
+    #[wasm_bindgen(js_name = findFaces)]
+    pub fn find_faces(
+        &self,
+        rgba: &[u8],
+        width: u32,
+        height: u32,
+        options: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let options: Options = from_js_or_default(options)?;
+        let img = crate::decode::rgba_to_rgb(rgba, width, height)?;
+        let found = self.pipeline.find(&img, &options)?;
+        let crops = self.pipeline.crops(&found);
+        let packed: Vec<u8> = crops
+            .iter()
+            .flat_map(|(_, c)| c.as_raw().iter().copied())
+            .collect();
+        let out = to_js(&FoundFaces {
+            analysis: &found.analysis,
+            classify: crops.iter().map(|(i, _)| *i).collect(),
+        })?;
+        js_sys::Reflect::set(
+            &out,
+            &"crops".into(),
+            &js_sys::Uint8Array::from(&packed[..]),
+        )
+        .map_err(|_| JsError::new("could not return the crops"))?;
+        Ok(out)
+    }
+
+    /// Estimates for crops packed as `findFaces` packs them, made as `analyze` makes them with
+    /// these `options` (only `mirror` is used): an array of `estimate` objects, in order.
+    #[wasm_bindgen(js_name = classifyCrops)]
+    pub fn classify_crops(&self, crops: &[u8], options: JsValue) -> Result<JsValue, JsError> {
+        let options: Options = from_js_or_default(options)?;
+        to_js(&self.pipeline.classify_packed(crops, options.mirror)?)
     }
 
     /// A webcam frame: like `analyze`, but only the faces `tracker` asks for are classified
@@ -132,6 +178,13 @@ pub fn version() -> String {
 struct TrackedAnalysis {
     analysis: Analysis,
     frame: TrackedFrame,
+}
+
+/// What [`Analyzer::find_faces`] returns, less the crops.
+#[derive(Serialize)]
+struct FoundFaces<'a> {
+    analysis: &'a Analysis,
+    classify: Vec<usize>,
 }
 
 /// What [`Analyzer::model_info`] reports.

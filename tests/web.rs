@@ -125,6 +125,48 @@ fn analyzes_a_generated_image_into_plain_objects() {
     });
 }
 
+/// The page's two workers: `findFaces`, then `classifyCrops` on the crops split in two (one
+/// part in each worker), put together as www/worker.js does, give `analyze`'s result.
+#[wasm_bindgen_test]
+fn faces_classified_in_parts_give_analyzes_result() {
+    ANALYZER.with(|a| {
+        let img = common::two_faces();
+        let rgba = common::rgba(&img);
+        let (w, h) = img.dimensions();
+        let json = |v: &JsValue| String::from(js_sys::JSON::stringify(v).expect("JSON"));
+        let whole = a.analyze(&rgba, w, h, JsValue::UNDEFINED).expect("analyze");
+        let found = a
+            .find_faces(&rgba, w, h, JsValue::UNDEFINED)
+            .expect("findFaces");
+        let classify: js_sys::Array = get(&found, "classify").dyn_into().expect("an Array");
+        assert_eq!(classify.length(), 2, "two faces to classify");
+        let crops = js_sys::Uint8Array::new(&get(&found, "crops")).to_vec();
+        let half = crops.len() / 2;
+        let estimates: Vec<JsValue> = [&crops[..half], &crops[half..]]
+            .into_iter()
+            .flat_map(|part| {
+                let got = a
+                    .classify_crops(part, JsValue::UNDEFINED)
+                    .expect("classifyCrops");
+                js_sys::Array::from(&got).to_vec()
+            })
+            .collect();
+        let analysis = get(&found, "analysis");
+        let faces = get(&analysis, "faces");
+        for (i, estimate) in estimates.iter().enumerate() {
+            let face = Reflect::get(&faces, &classify.get(i as u32)).expect("a face");
+            Reflect::set(&face, &"estimate".into(), estimate).expect("set");
+        }
+        assert_eq!(json(&analysis), json(&whole));
+        // Bytes that are not whole crops are a JS error.
+        let err = a
+            .classify_crops(&crops[1..half], JsValue::UNDEFINED)
+            .map_err(JsValue::from)
+            .expect_err("a short crop is rejected");
+        assert!(message(&err).contains("whole number"), "{}", message(&err));
+    });
+}
+
 #[wasm_bindgen_test]
 fn bad_input_is_a_js_error_and_the_analyzer_keeps_working() {
     ANALYZER.with(|a| {

@@ -95,6 +95,15 @@ fn scene_pixel(px: f32, py: f32) -> Rgb<u8> {
     Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8))
 }
 
+/// Two copies of [`synthetic_scene`] side by side (640x240): two faces, so that classifying
+/// them apart (the page's two workers) is tested without the data folder.
+pub fn two_faces() -> RgbImage {
+    let one = synthetic_scene();
+    RgbImage::from_fn(2 * SCENE_WIDTH, SCENE_HEIGHT, |x, y| {
+        *one.get_pixel(x % SCENE_WIDTH, y)
+    })
+}
+
 /// The scene as RGBA, as the page sends it.
 pub fn synthetic_scene_rgba() -> Vec<u8> {
     rgba(&synthetic_scene())

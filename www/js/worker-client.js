@@ -4,6 +4,15 @@
 import { loadModule } from './module-loader.js';
 
 let worker = null;
+// A second worker that classifies half of a group photo's faces while the worker classifies
+// the other half (www/worker.js), where the device has a second core; or null. Its scripts load
+// when the worker is ready (so no request is made once the page has loaded), but it gets the
+// module, and loads the models, only once the first photo has been analysed or the worker has
+// idled HELPER_AFTER_MS since: loaded beside the worker, it slowed the cold first result by 5%
+// on 2 cores (bench/ANALYSIS.md).
+let helperWorker = null;
+let helperStarted = false;
+const HELPER_AFTER_MS = 2000;
 let nextId = 1;
 const pending = new Map(); // id -> { resolve, reject }
 let options = null;
@@ -25,6 +34,8 @@ export function startWorker({ storeModel = false, simd = null } = {}) {
   // The loader reports its phases as the worker reports the rest.
   loaded ??= loadModule(options, (msg) => tell('onStatus', msg));
   worker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+  helperStarted = false;
+  helperWorker = null;
   const own = worker;
   loaded.then(
     ({ module, simd: built, phases }) => own.postMessage({ type: 'init', module, simd: built, phases }),
@@ -32,8 +43,18 @@ export function startWorker({ storeModel = false, simd = null } = {}) {
   );
   worker.onmessage = ({ data }) => {
     if (data.status) {
+      if (data.status === 'ready') {
+        // The helper's scripts load now, while the page still loads (no request after that).
+        if ((navigator.hardwareConcurrency ?? 1) > 1) {
+          helperWorker = new Worker(new URL('../worker.js', import.meta.url), { type: 'module' });
+          // A helper that could not start is no loss: the worker classifies alone.
+          helperWorker.onerror = (e) => e.preventDefault();
+        }
+        setTimeout(() => startHelper(own), HELPER_AFTER_MS);
+      }
       tell('onStatus', data);
     } else if (pending.has(data.id)) {
+      startHelper(own);
       const { resolve, reject } = pending.get(data.id);
       pending.delete(data.id);
       if (data.error !== undefined) reject(new Error(data.error));
@@ -47,6 +68,19 @@ export function startWorker({ storeModel = false, simd = null } = {}) {
     failAll(new Error('the analysis worker could not start'));
   };
   started();
+}
+
+/** Starts the helper worker of `forWorker` (the current worker), once: it gets the compiled
+ * module and one end of a channel, the worker the other end. */
+function startHelper(forWorker) {
+  if (helperStarted || !helperWorker || forWorker !== worker) return;
+  helperStarted = true;
+  const helper = helperWorker;
+  loaded.then(({ module }) => {
+    const { port1, port2 } = new MessageChannel();
+    helper.postMessage({ type: 'init', module, role: 'helper', port: port2 }, [port2]);
+    forWorker.postMessage({ type: 'helper', port: port1 }, [port1]);
+  }, () => {});
 }
 
 /** The page's handlers: `onStatus(msg)` gets the worker's `{ status, ... }` messages (those sent
@@ -69,6 +103,7 @@ function failAll(err) {
 /** After a trap the wasm instance cannot be trusted again: start a fresh worker. */
 function restartWorker(why) {
   worker.terminate();
+  helperWorker?.terminate();
   failAll(new Error(why));
   startWorker(options);
 }
