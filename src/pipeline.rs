@@ -182,17 +182,10 @@ impl Pipeline {
         // One batch per view, so each model run sees as many faces as it can; crops only for
         // the faces classified (the webcam's frames classify few of their faces).
         for mirror in [Mirror::Average, Mirror::Plain, Mirror::Mirrored] {
-            let (ix, batch): (Vec<usize>, Vec<RgbImage>) = dets
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| view(*i) == Some(mirror))
-                .filter_map(|(i, det)| {
-                    Some((
-                        i,
-                        align::crop(&work, det.as_ref()?, classifier.input_size()),
-                    ))
-                })
-                .unzip();
+            let (ix, batch): (Vec<usize>, Vec<RgbImage>) =
+                crops_of(&work, &dets, classifier, |i| view(i) == Some(mirror))
+                    .into_iter()
+                    .unzip();
             if ix.is_empty() {
                 continue;
             }
@@ -206,29 +199,23 @@ impl Pipeline {
         Ok(analysis)
     }
 
-    /// The classifier's input crop of each face in `found` that [`Pipeline::estimate`] would
-    /// classify (all but the faces too small), with the face's index: the page classifies them
-    /// in two workers at once ([`Pipeline::classify_crops`]), for the same estimates as
+    /// The classifier's input crops of the faces in `found` that [`Pipeline::estimate`] would
+    /// classify (all but the faces too small), packed one after another (RGB rows, as
+    /// [`RgbImage::as_raw`]), and those faces' indices: the page classifies them in two workers
+    /// at once ([`Pipeline::classify_packed`], on any whole crops), for the same estimates as
     /// [`Pipeline::analyze`]. Empty without a classifier.
-    pub fn crops(&self, found: &Found<'_>) -> Vec<(usize, RgbImage)> {
+    pub fn packed_crops(&self, found: &Found<'_>) -> (Vec<usize>, Vec<u8>) {
         let Some(classifier) = &self.classifier else {
-            return Vec::new();
+            return Default::default();
         };
-        found
-            .dets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, det)| {
-                Some((
-                    i,
-                    align::crop(&found.work, det.as_ref()?, classifier.input_size()),
-                ))
-            })
-            .collect()
+        let crops = crops_of(&found.work, &found.dets, classifier, |_| true);
+        (
+            crops.iter().map(|(i, _)| *i).collect(),
+            crops.into_iter().flat_map(|(_, c)| c.into_raw()).collect(),
+        )
     }
 
-    /// Estimates for crops from [`Pipeline::crops`] packed one after another (RGB rows, as
-    /// [`RgbImage::as_raw`]), in order, as [`Pipeline::estimate`] makes them with `mirror`.
+    /// Estimates for crops packed as [`Pipeline::packed_crops`] packs them, in order, as [`Pipeline::estimate`] makes them with `mirror`.
     /// Empty without a classifier.
     pub fn classify_packed(&self, packed: &[u8], mirror: Mirror) -> Result<Vec<Estimate>> {
         let Some(classifier) = &self.classifier else {
@@ -248,6 +235,22 @@ impl Pipeline {
             .collect();
         classifier.classify_with(&crops, mirror)
     }
+}
+
+/// The classifier's input crop of each face of `dets` (found in `work`) that `keep` takes by
+/// index, faces too small to classify (`None`) left out: shared by [`Pipeline::estimate`] and
+/// [`Pipeline::packed_crops`], so both crop alike.
+fn crops_of(
+    work: &RgbImage,
+    dets: &[Option<Detection>],
+    classifier: &Classifier,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<(usize, RgbImage)> {
+    dets.iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .filter_map(|(i, det)| Some((i, align::crop(work, det.as_ref()?, classifier.input_size()))))
+        .collect()
 }
 
 /// Faces found in an image, not yet classified ([`Pipeline::find`]).

@@ -82,14 +82,10 @@ impl Analyzer {
         let options: Options = from_js_or_default(options)?;
         let img = crate::decode::rgba_to_rgb(rgba, width, height)?;
         let found = self.pipeline.find(&img, &options)?;
-        let crops = self.pipeline.crops(&found);
-        let packed: Vec<u8> = crops
-            .iter()
-            .flat_map(|(_, c)| c.as_raw().iter().copied())
-            .collect();
+        let (classify, packed) = self.pipeline.packed_crops(&found);
         let out = to_js(&FoundFaces {
             analysis: &found.analysis,
-            classify: crops.iter().map(|(i, _)| *i).collect(),
+            classify,
         })?;
         js_sys::Reflect::set(
             &out,

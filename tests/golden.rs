@@ -85,7 +85,8 @@ fn turned_looks_read_more_of_the_rolled_scenes_roll() {
 }
 
 /// The page classifies a group photo's faces in two workers: `find`, the faces' crops packed
-/// and classified in two parts (`classify_packed`) give the estimates `analyze` gives.
+/// (`packed_crops`) and classified in two parts (`classify_packed`) give the estimates `analyze`
+/// gives.
 #[test]
 fn faces_classified_in_parts_get_the_estimates_of_one_analysis() {
     let pipeline = embedded::pipeline().expect("embedded models load");
@@ -93,29 +94,27 @@ fn faces_classified_in_parts_get_the_estimates_of_one_analysis() {
     let opts = Options::default();
     let whole = pipeline.analyze(&img, &opts).expect("analysis");
     let found = pipeline.find(&img, &opts).expect("find");
-    let crops = pipeline.crops(&found);
-    assert_eq!(crops.len(), 2, "two faces to classify");
-    let packed = |part: &[(usize, image::RgbImage)]| -> Vec<u8> {
-        part.iter().flat_map(|(_, c)| c.as_raw().clone()).collect()
-    };
+    let (classify, packed) = pipeline.packed_crops(&found);
+    assert_eq!(classify.len(), 2, "two faces to classify");
+    let half = packed.len() / 2;
     let mut estimates = pipeline
-        .classify_packed(&packed(&crops[..1]), opts.mirror)
+        .classify_packed(&packed[..half], opts.mirror)
         .expect("first part");
     estimates.extend(
         pipeline
-            .classify_packed(&packed(&crops[1..]), opts.mirror)
+            .classify_packed(&packed[half..], opts.mirror)
             .expect("second part"),
     );
     let mut parts = found.analysis.clone();
-    for ((i, _), estimate) in crops.iter().zip(estimates) {
-        parts.faces[*i].estimate = Some(estimate);
+    for (&i, estimate) in classify.iter().zip(estimates) {
+        parts.faces[i].estimate = Some(estimate);
     }
     assert_eq!(
         serde_json::to_value(&parts).unwrap(),
         serde_json::to_value(&whole).unwrap()
     );
     // Bytes that are not whole crops are an error, not a panic.
-    let short = &packed(&crops[..1])[1..];
+    let short = &packed[1..half];
     assert!(matches!(
         pipeline.classify_packed(short, opts.mirror),
         Err(agegender::Error::PackedCrops { .. })
