@@ -14,12 +14,12 @@ tests (`tests/photos.rs`, `tests/utkface_crops.rs`, which run the int8 graph wit
         /tmp/yunet_tuned.onnx --data ../shared/data
 """
 import argparse
-import math
 import os
 import sys
 
 import numpy as np
 import onnxruntime as ort
+import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,45 +37,20 @@ def canvas(img, side=512):
     return c
 
 
-def iou(a, b):
-    iw = max(0, min(a[0] + a[2] / 2, b[0] + b[2] / 2) - max(a[0] - a[2] / 2, b[0] - b[2] / 2))
-    ih = max(0, min(a[1] + a[3] / 2, b[1] + b[3] / 2) - max(a[1] - a[3] / 2, b[1] - b[3] / 2))
-    i = iw * ih
-    return i / (a[2] * a[3] + b[2] * b[3] - i)
-
-
 def faces(sess, img, floor=0.3):
     """(score, centre-size box) after non-max suppression (IoU 0.3), scores over `floor`."""
-    x = np.asarray(img, np.float32)[:, :, ::-1].transpose(2, 0, 1)[None].copy()
-    out = sess.run(None, {sess.get_inputs()[0].name: x})
-    cand = []
-    for li, s in enumerate(T.STRIDES):
-        w = img.size[0] // s
-        score = np.sqrt(np.clip(out[li][0, :, 0], 0, 1) * np.clip(out[3 + li][0, :, 0], 0, 1))
-        for i in np.nonzero(score > floor)[0]:
-            r, c = divmod(int(i), w)
-            b = out[6 + li][0, i]
-            cand.append((float(score[i]), ((c + b[0]) * s, (r + b[1]) * s, math.exp(b[2]) * s, math.exp(b[3]) * s)))
-    cand.sort(key=lambda t: -t[0])
+    out = sess.run(None, {sess.get_inputs()[0].name: T.tensor(img)[None].numpy()})
     keep = []
-    for c in cand:
-        if all(iou(c[1], k[1]) <= 0.3 for k in keep):
-            keep.append(c)
+    for score, box, _ in T.decode([torch.from_numpy(o) for o in out], img.size[0], floor):
+        if all(T.iou(box, k[1]) <= 0.3 for k in keep):
+            keep.append((score, box))
     return keep
 
 
 def paired(frozen, tuned, img):
     """The frozen model's faces (>= THRESHOLD) with the tuned model's score for each."""
     a, b = faces(frozen, img), faces(tuned, img)
-    return [(s, max([t[0] for t in b if iou(t[1], box) > 0.3], default=0.0)) for s, box in a if s >= THRESHOLD]
-
-
-class ValidationFaces(T.Faces):
-    def __init__(self, root, side):
-        folder = os.path.join(root, 'train')
-        names = sorted(os.listdir(folder), key=lambda s: int(s.split('.')[0]))
-        self.paths = [os.path.join(folder, n) for n in names if 80 <= T.fnv1a(n.encode()) % 100 < 90]
-        self.side = side
+    return [(s, max([t[0] for t in b if T.iou(t[1], box) > 0.3], default=0.0)) for s, box in a if s >= THRESHOLD]
 
 
 def main():
@@ -95,11 +70,11 @@ def main():
         img = canvas(Image.open(os.path.join(args.data, 'nonface', name)).convert('RGB'))
         best = [max([s for s, _ in faces(m, img)], default=0.0) for m in (frozen, tuned)]
         print(f'nonface {name}: strongest {best[0]:.2f} frozen, {best[1]:.2f} tuned')
-    pool = ValidationFaces(os.path.join(args.data, 'fairface'), 256)
+    pool = T.Faces(os.path.join(args.data, 'fairface'), 256, split=range(80, 90))
     rng = np.random.default_rng(123)
     drops, lost = [], 0
     for _ in range(args.crowds):
-        x, _, _ = T.crowd(lambda t: [], pool, rng, hold=False)
+        x = T.crowd_canvas(pool, rng)
         img = Image.fromarray(x.numpy().transpose(1, 2, 0)[:, :, ::-1].astype(np.uint8))
         for s, t in paired(frozen, tuned, img):
             drops.append(s - t)

@@ -51,12 +51,13 @@ def fnv1a(data):
 
 
 class Faces:
-    """FairFace's training split (the trainer's, by file name) drawn on square canvases."""
+    """FairFace's faces of one of the trainer's splits (by file name; `split` is the hash's
+    range, training by default) drawn on square canvases."""
 
-    def __init__(self, root, side):
+    def __init__(self, root, side, split=range(0, 80)):
         folder = os.path.join(root, 'train')
         names = sorted(os.listdir(folder), key=lambda s: int(s.split('.')[0]))
-        self.paths = [os.path.join(folder, n) for n in names if fnv1a(n.encode()) % 100 < 80]
+        self.paths = [os.path.join(folder, n) for n in names if fnv1a(n.encode()) % 100 in split]
         self.side = side
 
     def image(self, rng):
@@ -101,13 +102,18 @@ def tensor(img):
     return torch.from_numpy(np.asarray(img, np.float32)[:, :, ::-1].transpose(2, 0, 1).copy())
 
 
-def best_face(out, side, threshold=0.6):
-    """The score-weighted keypoints (canvas pixels) of the best face in batch item 0, merged as
-    the library's non-max suppression merges them (IoU 0.3), or None."""
+def scores(out, level):
+    """YuNet's face score of every cell of one level (`model/DETECTOR.md`): sqrt(cls x obj)."""
+    return torch.sqrt(out[level][..., 0].clamp(0, 1) * out[3 + level][..., 0].clamp(0, 1))
+
+
+def decode(out, side, threshold):
+    """The cells of batch item 0 scoring over `threshold`, best first, each as (score, box as
+    centre and size, keypoints (5, 2)) in canvas pixels."""
     cand = []
     for li, s in enumerate(STRIDES):
         w = side // s
-        score = torch.sqrt(out[li][0, :, 0].clamp(0, 1) * out[3 + li][0, :, 0].clamp(0, 1))
+        score = scores(out, li)[0]
         for i in torch.nonzero(score > threshold)[:, 0].tolist():
             r, c = divmod(i, w)
             b = out[6 + li][0, i].tolist()
@@ -116,16 +122,24 @@ def best_face(out, side, threshold=0.6):
             k[:, 0] = (c + k[:, 0]) * s
             k[:, 1] = (r + k[:, 1]) * s
             cand.append((score[i].item(), box, k))
+    cand.sort(key=lambda t: -t[0])
+    return cand
+
+
+def iou(a, b):
+    """Intersection over union of two boxes given as centre and size."""
+    iw = max(0, min(a[0] + a[2] / 2, b[0] + b[2] / 2) - max(a[0] - a[2] / 2, b[0] - b[2] / 2))
+    ih = max(0, min(a[1] + a[3] / 2, b[1] + b[3] / 2) - max(a[1] - a[3] / 2, b[1] - b[3] / 2))
+    i = iw * ih
+    return i / (a[2] * a[3] + b[2] * b[3] - i)
+
+
+def best_face(out, side, threshold=0.6):
+    """The score-weighted keypoints (canvas pixels) of the best face in batch item 0, merged as
+    the library's non-max suppression merges them (IoU 0.3), or None."""
+    cand = decode(out, side, threshold)
     if not cand:
         return None
-    cand.sort(key=lambda t: -t[0])
-
-    def iou(a, b):
-        iw = max(0, min(a[0] + a[2] / 2, b[0] + b[2] / 2) - max(a[0] - a[2] / 2, b[0] - b[2] / 2))
-        ih = max(0, min(a[1] + a[3] / 2, b[1] + b[3] / 2) - max(a[1] - a[3] / 2, b[1] - b[3] / 2))
-        i = iw * ih
-        return i / (a[2] * a[3] + b[2] * b[3] - i)
-
     group = [c for c in cand if iou(c[1], cand[0][1]) > 0.3]
     return sum(c[0] * c[2] for c in group) / sum(c[0] for c in group)
 
@@ -152,7 +166,7 @@ def sample(teacher, faces, rng, p_rolled):
     cells = []
     for li, s in enumerate(STRIDES):
         w = side // s
-        score = torch.sqrt(held[li][0, :, 0].clamp(0, 1) * held[3 + li][0, :, 0].clamp(0, 1))
+        score = scores(held, li)[0]
         for i in torch.nonzero(score > 0.25)[:, 0].tolist():
             r, c = divmod(i, w)
             if abs((c + 0.5) * s - fc[0]) > 0.6 * face or abs((r + 0.5) * s - fc[1]) > 0.6 * face:
@@ -164,12 +178,10 @@ def sample(teacher, faces, rng, p_rolled):
     return x[0], [t.detach() for t in held], cells
 
 
-def crowd(teacher, faces, rng, hold=True):
+def crowd_canvas(faces, rng):
     """A crowd: small faces (10-48 px; half turned up to 25 degrees, as heads lean in a group
-    photo) on a jittered grid of 3-6 a row, overlapping, over a photo-like background. The frozen
-    model's outputs on it are the targets: the face cells' scores, boxes and keypoints are held
-    hard (the smallest faces of the shared photos score 0.83-0.84 against a threshold of 0.75, so
-    a drift the single-face canvases never see can lose one)."""
+    photo) on a jittered grid of 3-6 a row, overlapping, over a photo-like background: YuNet's
+    input tensor (CHW)."""
     side = faces.side
     k = int(rng.integers(3, 7))
     cell = side / k
@@ -192,9 +204,15 @@ def crowd(teacher, faces, rng, hold=True):
         f = rng.uniform(1.3, 2.0)
         small = out.resize((int(side / f), int(side / f)), Image.BILINEAR)
         out = small.resize((side, side), Image.BILINEAR)
-    x = tensor(out)[None]
-    if not hold:  # the canvas alone (bench/compare_detectors.py)
-        return x[0], None, None
+    return tensor(out)
+
+
+def crowd(teacher, faces, rng):
+    """A crowd (`crowd_canvas`) and the frozen model's outputs on it, the targets: the face
+    cells' scores, boxes and keypoints are held hard (the smallest faces of the shared photos
+    score 0.83-0.84 against a threshold of 0.75, so a drift the single-face canvases never see
+    can lose one)."""
+    x = crowd_canvas(faces, rng)[None]
     with torch.no_grad():
         held = teacher(x)
     return x[0], [t.detach() for t in held], None
@@ -205,7 +223,7 @@ def held_loss(out, held, face_weight):
     over 0.2 weigh `1 + face_weight` (a mean over every cell would let a few small faces drift)."""
     total = torch.zeros(())
     for li in range(3):
-        score = torch.sqrt(held[li][..., 0].clamp(0, 1) * held[3 + li][..., 0].clamp(0, 1))
+        score = scores(held, li)
         w = (1.0 + face_weight * (score > 0.2).float())[..., None]
         total = total + 50.0 * torch.mean(w * (out[li] - held[li]) ** 2)
         total = total + 50.0 * torch.mean(w * (out[3 + li] - held[3 + li]) ** 2)
@@ -279,7 +297,7 @@ def main():
         for bi, b in enumerate(batch):
             if b[2] is None:  # a crowd: its faces' keypoints as the frozen model reads them
                 for li in range(3):
-                    score = torch.sqrt(held[li][bi, :, 0].clamp(0, 1) * held[3 + li][bi, :, 0].clamp(0, 1))
+                    score = scores(held, li)[bi]
                     on = score > 0.25
                     if on.any():
                         d = torch.nn.functional.smooth_l1_loss(out[9 + li][bi][on], held[9 + li][bi][on], beta=0.1, reduction='none').sum(1)
